@@ -1,0 +1,30 @@
+"""ResNet and ResNeXt image classifiers on Apache MXNet 1.9.1's symbolic API."""
+from setuptools import setup
+
+# MXNet comes through an extra, so a GPU user never gets the CPU wheel forced on them.
+EXTRAS = {
+    'cpu': ['mxnet==1.9.1'],
+    'gpu': ['mxnet-cu112==1.9.1'],
+    'test': ['pytest>=7'],
+}
+
+setup(
+    name='mxnet-resnet',
+    version='0.1.0',
+    description=__doc__,
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.8',
+    packages=['symbols', 'tools'],
+    py_modules=[],
+    install_requires=[
+        # mxnet 1.9.1 fails to import with numpy 1.24 and later
+        'numpy>=1.21,<1.24',
+        'opencv-python<4.9',
+        'gluoncv==0.10.5.post0',
+        'matplotlib',
+    ],
+    extras_require=EXTRAS,
+    entry_points={'console_scripts': []},
+)

@@ -1,0 +1,162 @@
+"""Pre-activation ResNet, node for node the graph of MXNet's
+`example/image-classification/symbols/resnet.py` (after tornadomeet/ResNet,
+original author Wei Wu).
+
+Units are BN-ReLU-Conv ("Identity Mappings in Deep Residual Networks"); the
+bottleneck is 0.25 of the unit's width; projection shortcuts (`<name>_sc`) are
+1x1 convolutions taken from the pre-activated input.
+"""
+import mxnet as mx
+
+from .blocks import (CIFAR_DEPTHS_TEXT, IMAGENET_DEPTHS_TEXT, check_common_args,
+                     check_num_layers, cifar_spec, classifier, imagenet_spec, input_layer,
+                     mark_mirror_stage, parse_image_shape, residual_stages, stem)
+
+# The reference picks the CIFAR depths for inputs up to this height, the ImageNet ones above.
+CIFAR_MAX_HEIGHT = 28
+
+
+def _bn_relu(data, name, suffix, bn_mom):
+    bn = mx.sym.BatchNorm(data=data, fix_gamma=False, eps=2e-5, momentum=bn_mom,
+                          name=name + '_bn' + suffix)
+    return mx.sym.Activation(data=bn, act_type='relu', name=name + '_relu' + suffix)
+
+
+def _conv(data, num_filter, kernel, stride, pad, name, workspace):
+    return mx.sym.Convolution(data=data, num_filter=num_filter, kernel=kernel, stride=stride,
+                              pad=pad, no_bias=True, workspace=workspace, name=name)
+
+
+def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, bn_mom=0.9,
+                  workspace=256, memonger=False):
+    """One pre-activation residual unit.
+
+    Parameters
+    ----------
+    data : Symbol
+        Input of the unit.
+    num_filter : int
+        Number of output channels.
+    stride : tuple
+        Stride of the unit's 3x3 convolution (and of its projection shortcut).
+    dim_match : bool
+        True when input and output shapes match (identity shortcut), False for a projection.
+    name : str
+        Base name of the unit's operators.
+    bottle_neck : bool
+        1x1-3x3-1x1 with a bottleneck of int(num_filter * 0.25), else two 3x3 convolutions.
+    bn_mom : float
+        BatchNorm momentum.
+    workspace : int
+        Workspace (MB) of the convolution operators.
+    memonger : bool
+        Tag the shortcut with mirror_stage='True' for memory mirroring.
+    """
+    act1 = _bn_relu(data, name, '1', bn_mom)
+    if bottle_neck:
+        # the same as https://github.com/facebook/fb.resnet.torch#notes, a bit different from the paper
+        width = int(num_filter * 0.25)
+        conv1 = _conv(act1, width, (1, 1), (1, 1), (0, 0), name + '_conv1', workspace)
+        act2 = _bn_relu(conv1, name, '2', bn_mom)
+        conv2 = _conv(act2, width, (3, 3), stride, (1, 1), name + '_conv2', workspace)
+        act3 = _bn_relu(conv2, name, '3', bn_mom)
+        body = _conv(act3, num_filter, (1, 1), (1, 1), (0, 0), name + '_conv3', workspace)
+    else:
+        conv1 = _conv(act1, num_filter, (3, 3), stride, (1, 1), name + '_conv1', workspace)
+        act2 = _bn_relu(conv1, name, '2', bn_mom)
+        body = _conv(act2, num_filter, (3, 3), (1, 1), (1, 1), name + '_conv2', workspace)
+    if dim_match:
+        shortcut = data
+    else:
+        shortcut = mx.sym.Convolution(data=act1, num_filter=num_filter, kernel=(1, 1),
+                                      stride=stride, no_bias=True, workspace=workspace,
+                                      name=name + '_sc')
+    return body + mark_mirror_stage(shortcut, memonger)
+
+
+def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck=True,
+           bn_mom=0.9, workspace=256, dtype='float32', memonger=False):
+    """Return the ResNet symbol.
+
+    Parameters
+    ----------
+    units : list of int
+        Number of units in each stage.
+    num_stages : int
+        Number of stages (len(units)).
+    filter_list : list of int
+        Channels of the stem, then of each stage.
+    num_classes : int
+        Output size of the classifier.
+    image_shape : sequence of int
+        (channels, height, width); the height selects the stem.
+    bottle_neck, bn_mom, workspace, memonger :
+        As in `residual_unit`.
+    dtype : str
+        'float32' or 'float16' (Cast after `data`, and back to float32 before the softmax).
+    """
+    if len(units) != num_stages:
+        raise ValueError('units %s has %d stages, but num_stages=%d'
+                         % (list(units), len(units), num_stages))
+    data = input_layer(dtype)
+    data = mx.sym.BatchNorm(data=data, fix_gamma=True, eps=2e-5, momentum=bn_mom, name='bn_data')
+    body = stem(data, filter_list[0], image_shape[1], bn_mom, workspace)
+    # Deliberate deviation: bn_mom reaches every unit (the reference keeps the units at 0.9).
+    body = residual_stages(body, units, filter_list, residual_unit, bottle_neck=bottle_neck,
+                           bn_mom=bn_mom, workspace=workspace, memonger=memonger)
+    body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn1')
+    body = mx.sym.Activation(data=body, act_type='relu', name='relu1')
+    return classifier(body, num_classes, dtype)
+
+
+def depth_spec(num_layers, image_shape):
+    """The reference's depth rule: CIFAR depths up to 28 px of height, ImageNet depths above.
+
+    Raises ValueError naming the depth and the depths accepted for that input size.
+    """
+    num_layers = check_num_layers(num_layers)
+    channels, height, width = parse_image_shape(image_shape)
+    shape_text = '%d,%d,%d' % (channels, height, width)
+    if height <= CIFAR_MAX_HEIGHT:
+        spec = cifar_spec(num_layers)
+        if spec is None:
+            raise ValueError(
+                'num_layers=%d is not a depth resnet builds for image_shape %s: inputs up to %d px '
+                'high use the CIFAR layout, which takes %s; ImageNet depths (%s) need a height '
+                'above %d' % (num_layers, shape_text, CIFAR_MAX_HEIGHT, CIFAR_DEPTHS_TEXT,
+                              IMAGENET_DEPTHS_TEXT, CIFAR_MAX_HEIGHT))
+        return spec
+    spec = imagenet_spec(num_layers)
+    if spec is None:
+        hint = ''
+        if cifar_spec(num_layers) is not None:
+            hint = ('; %d is a CIFAR depth: use a height of at most %d (e.g. image_shape %d,%d,%d, '
+                    'random-cropped from 32x32 images as the reference does)'
+                    % (num_layers, CIFAR_MAX_HEIGHT, channels, CIFAR_MAX_HEIGHT, CIFAR_MAX_HEIGHT))
+        raise ValueError(
+            'num_layers=%d is not a depth resnet builds for image_shape %s: inputs higher than '
+            '%d px use the ImageNet layout, which takes %s%s'
+            % (num_layers, shape_text, CIFAR_MAX_HEIGHT, IMAGENET_DEPTHS_TEXT, hint))
+    return spec
+
+
+def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype='float32',
+               **kwargs):
+    """The reference `get_symbol`: a pre-activation ResNet for `image_shape` ('C,H,W').
+
+    Deliberate deviation: `memonger` and `bn_mom` in kwargs are passed through
+    (the reference drops both); other kwargs are ignored, as in the reference.
+    """
+    check_common_args(num_classes, dtype)
+    image_shape = parse_image_shape(image_shape)
+    spec = depth_spec(num_layers, image_shape)
+    return resnet(units=spec.units,
+                  num_stages=spec.num_stages,
+                  filter_list=spec.filter_list,
+                  num_classes=num_classes,
+                  image_shape=image_shape,
+                  bottle_neck=spec.bottle_neck,
+                  bn_mom=kwargs.get('bn_mom', 0.9),
+                  workspace=conv_workspace,
+                  dtype=dtype,
+                  memonger=kwargs.get('memonger', False))

@@ -1,0 +1,61 @@
+"""Shared helpers for the test suite: golden reference graphs and graph statistics."""
+import gzip
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+GOLDEN_DIR = os.path.join(ROOT, 'tests', 'golden')
+
+
+def golden_index():
+    """Entries of tests/golden/INDEX.json (copied from the reference graphs)."""
+    with open(os.path.join(GOLDEN_DIR, 'INDEX.json')) as f:
+        return json.load(f)
+
+
+def load_golden(filename):
+    with gzip.open(os.path.join(GOLDEN_DIR, filename), 'rt') as f:
+        return json.load(f)
+
+
+def graph_of(sym):
+    """The parts of a tojson() graph that define it: nodes, arg_nodes and heads."""
+    graph = json.loads(sym.tojson())
+    return {key: graph[key] for key in ('nodes', 'arg_nodes', 'heads')}
+
+
+def assert_same_graph(sym, golden):
+    """Node-by-node equality with a parsed reference graph, with a readable first difference."""
+    ours = graph_of(sym)
+    theirs = {key: golden[key] for key in ('nodes', 'arg_nodes', 'heads')}
+    for i, (a, b) in enumerate(zip(ours['nodes'], theirs['nodes'])):
+        assert a == b, 'node %d differs:\n ours:      %s\n reference: %s' % (i, a, b)
+    assert len(ours['nodes']) == len(theirs['nodes'])
+    assert ours == theirs
+
+
+def count_params(sym, data_shape):
+    """Learnable parameters: every argument except data and softmax_label."""
+    arg_shapes, _, _ = sym.infer_shape(data=data_shape)
+    total = 0
+    for name, shape in zip(sym.list_arguments(), arg_shapes):
+        if name not in ('data', 'softmax_label'):
+            size = 1
+            for dim in shape:
+                size *= dim
+            total += size
+    return total
+
+
+@pytest.fixture
+def fresh_names():
+    """Build graphs under a fresh NameManager, as the reference graphs were."""
+    import mxnet as mx
+    with mx.name.NameManager():
+        yield
