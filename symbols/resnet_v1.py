@@ -113,7 +113,7 @@ def _build(network, num_classes, num_layers, image_shape, shortcut, act_type, co
     spec = depth_spec(network, num_layers, image_shape, CIFAR_MAX_HEIGHT, basic_cifar_spec,
                       BASIC_CIFAR_DEPTHS_TEXT)
     if shortcut == PAPER:
-        shortcut = 'B' if spec.bottle_neck or image_shape[1] > CIFAR_MAX_HEIGHT else 'A'
+        shortcut = 'B' if image_shape[1] > CIFAR_MAX_HEIGHT else 'A'
     # The 2015 paper strides the bottleneck's first 1x1 (torchvision's "V1.5" moves it to the 3x3).
     return post_activation_net(spec, num_classes, image_shape, shortcut, bn_mom=bn_mom,
                                workspace=conv_workspace, dtype=dtype, act_type=act_type,
