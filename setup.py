@@ -26,5 +26,5 @@ setup(
         'matplotlib',
     ],
     extras_require=EXTRAS,
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': ['resnet-model-stats=tools.model_stats:main']},
 )

@@ -3,11 +3,16 @@
     >>> import symbols
     >>> sym = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='3,28,28')
 """
-from . import resnet
+from . import resnet, resnet_v1, resnext
 
-# name -> (module with get_symbol, the options that network takes besides the common three)
+_COMMON = ('conv_workspace', 'dtype', 'bn_mom', 'memonger')
+
+# name -> (get_symbol, the options that network takes besides the common three)
 _REGISTRY = {
-    'resnet': (resnet, ('conv_workspace', 'dtype', 'bn_mom', 'memonger')),
+    'resnet': (resnet.get_symbol, _COMMON),
+    'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type')),
+    'plain': (resnet_v1.get_plain_symbol, _COMMON + ('act_type',)),
+    'resnext': (resnext.get_symbol, _COMMON + ('num_group', 'bottleneck_width', 'act_type')),
 }
 
 
@@ -30,10 +35,10 @@ def _check_network(network):
 
 def get_symbol(network, num_classes, num_layers, image_shape, **options):
     """Build `network` by name; an option the network does not take is a ValueError."""
-    module, accepted = _REGISTRY[_check_network(network)]
+    build, accepted = _REGISTRY[_check_network(network)]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError('network %r has no option %s: it takes %s'
                          % (network, ', '.join(unknown), ', '.join(accepted)))
-    return module.get_symbol(num_classes=num_classes, num_layers=num_layers,
-                             image_shape=image_shape, **options)
+    return build(num_classes=num_classes, num_layers=num_layers, image_shape=image_shape,
+                 **options)

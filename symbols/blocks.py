@@ -8,6 +8,7 @@ import numpy as np
 import mxnet as mx
 
 DTYPES = ('float32', 'float16')
+ACT_TYPES = ('relu', 'prelu', 'leaky', 'elu')
 
 # ImageNet layout (4 stages, 7x7 stem): depth -> units per stage.
 IMAGENET_UNITS = {
@@ -53,22 +54,32 @@ def imagenet_spec(num_layers):
     return Spec(IMAGENET_UNITS[num_layers], IMAGENET_FILTERS[bottle_neck], bottle_neck)
 
 
-def cifar_spec(num_layers):
+def cifar_spec(num_layers, bottleneck_from=CIFAR_BOTTLENECK_FROM):
     """The 3-stage CIFAR layout (6n+2 basic below 164, 9n+2 bottleneck from 164), or None.
 
+    With `bottleneck_from=None` every depth is 6n+2 basic units, as in the 2015 paper
+    (20, 32, 44, 56, 110, 1202).
     Deliberate deviation: the reference also accepts depths that give n < 1
     (2, or negative numbers) and silently builds one unit per stage; we reject them.
     """
-    if num_layers >= CIFAR_BOTTLENECK_FROM and (num_layers - 2) % 9 == 0:
+    if bottleneck_from is not None and num_layers >= bottleneck_from \
+            and (num_layers - 2) % 9 == 0:
         return Spec([(num_layers - 2) // 9] * 3, CIFAR_FILTERS[True], True)
-    if 8 <= num_layers < CIFAR_BOTTLENECK_FROM and (num_layers - 2) % 6 == 0:
+    basic_below = bottleneck_from if bottleneck_from is not None else float('inf')
+    if 8 <= num_layers < basic_below and (num_layers - 2) % 6 == 0:
         return Spec([(num_layers - 2) // 6] * 3, CIFAR_FILTERS[False], False)
     return None
+
+
+def basic_cifar_spec(num_layers):
+    """The 2015 paper's CIFAR layout: 6n+2 layers of basic units at any depth."""
+    return cifar_spec(num_layers, bottleneck_from=None)
 
 
 IMAGENET_DEPTHS_TEXT = ', '.join(str(d) for d in sorted(IMAGENET_UNITS))
 CIFAR_DEPTHS_TEXT = ('6n+2 below %d (8, 14, 20, 32, 44, 56, 110, ...) or 9n+2 from %d '
                      '(164, 173, ..., 1001, ...)' % (CIFAR_BOTTLENECK_FROM, CIFAR_BOTTLENECK_FROM))
+BASIC_CIFAR_DEPTHS_TEXT = '6n+2 (8, 14, 20, 32, 44, 56, 110, ..., 1202, ...)'
 
 
 def parse_image_shape(image_shape):
@@ -83,6 +94,54 @@ def parse_image_shape(image_shape):
         raise ValueError("image_shape %r is not valid: expected three positive integers "
                          "'channels,height,width', e.g. '3,224,224' or '3,28,28'" % (image_shape,))
     return dims
+
+
+def depth_spec(network, num_layers, image_shape, cifar_max_height, cifar=cifar_spec,
+               cifar_text=CIFAR_DEPTHS_TEXT):
+    """The layout of `network` at this depth: `cifar(num_layers)` for inputs up to
+    `cifar_max_height` px high, `imagenet_spec` above.
+
+    Raises ValueError naming the depth and the depths accepted for that input size.
+    """
+    num_layers = check_num_layers(num_layers)
+    channels, height, width = parse_image_shape(image_shape)
+    shape_text = '%d,%d,%d' % (channels, height, width)
+    if height <= cifar_max_height:
+        spec = cifar(num_layers)
+        if spec is None:
+            raise ValueError(
+                'num_layers=%d is not a depth %s builds for image_shape %s: inputs up to %d px '
+                'high use the CIFAR layout, which takes %s; ImageNet depths (%s) need a height '
+                'above %d' % (num_layers, network, shape_text, cifar_max_height, cifar_text,
+                              IMAGENET_DEPTHS_TEXT, cifar_max_height))
+        return spec
+    spec = imagenet_spec(num_layers)
+    if spec is None:
+        hint = ''
+        if cifar(num_layers) is not None:
+            hint = ('; %d is a CIFAR depth: use a height of at most %d (e.g. image_shape %d,%d,%d)'
+                    % (num_layers, cifar_max_height, channels, cifar_max_height,
+                       cifar_max_height))
+        raise ValueError(
+            'num_layers=%d is not a depth %s builds for image_shape %s: inputs higher than '
+            '%d px use the ImageNet layout, which takes %s%s'
+            % (num_layers, network, shape_text, cifar_max_height, IMAGENET_DEPTHS_TEXT, hint))
+    return spec
+
+
+def check_choice(option, value, choices):
+    """ValueError naming `option`, its bad value and the choices, unless value is one of them."""
+    if value not in choices:
+        raise ValueError('%s=%r is not valid: choose one of %s'
+                         % (option, value, ', '.join(str(c) for c in choices)))
+    return value
+
+
+def check_positive_int(option, value):
+    """ValueError naming `option` unless `value` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError('%s=%r is not valid: expected a positive integer' % (option, value))
+    return int(value)
 
 
 def check_common_args(num_classes, dtype):
@@ -109,27 +168,53 @@ def input_layer(dtype):
     return mx.sym.Cast(data=data, dtype=np.float16)
 
 
-def stem(data, num_filter, height, bn_mom, workspace):
-    """conv0: 3x3 stride 1 for inputs up to 32 px; else 7x7/2, bn0, relu0 and a 3x3/2 max pool."""
+def activation(data, act_type, name):
+    """`relu` as an Activation (the reference's op); `prelu`, `leaky`, `elu` as a LeakyReLU.
+
+    prelu learns one slope per channel (`<name>_gamma`), initialised to 0.25 as in He et al.
+    2015 (MXNet would otherwise initialise any `*_gamma` to 1, a linear unit); leaky uses
+    slope 0.01 and elu alpha 1.0, the values of their papers, not MXNet's default 0.25.
+    """
+    check_choice('act_type', act_type, ACT_TYPES)
+    if act_type == 'relu':
+        return mx.sym.Activation(data=data, act_type='relu', name=name)
+    if act_type == 'prelu':
+        gamma = mx.sym.Variable(name + '_gamma', init=mx.init.Constant(0.25))
+        return mx.sym.LeakyReLU(data=data, gamma=gamma, act_type='prelu', name=name)
+    slope = 0.01 if act_type == 'leaky' else 1.0
+    return mx.sym.LeakyReLU(data=data, act_type=act_type, slope=slope, name=name)
+
+
+def stem(data, num_filter, height, bn_mom, workspace, act_type='relu', small_bn_act=False):
+    """conv0: 3x3 stride 1 for inputs up to 32 px (then bn0 and relu0 if `small_bn_act`);
+    else 7x7/2, bn0, relu0 and a 3x3/2 max pool."""
     if height <= 32:
-        return mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(3, 3), stride=(1, 1),
+        body = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(3, 3), stride=(1, 1),
                                   pad=(1, 1), no_bias=True, name='conv0', workspace=workspace)
+        if not small_bn_act:
+            return body
+        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn0')
+        return activation(body, act_type, 'relu0')
     body = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(7, 7), stride=(2, 2),
                               pad=(3, 3), no_bias=True, name='conv0', workspace=workspace)
     body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn0')
-    body = mx.sym.Activation(data=body, act_type='relu', name='relu0')
+    body = activation(body, act_type, 'relu0')
     return mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type='max')
 
 
-def residual_stages(body, units, filter_list, unit, **unit_kwargs):
+def residual_stages(body, units, filter_list, unit, exact_dim_match=False, **unit_kwargs):
     """Stack `unit` into stages named stage<i>_unit<j>.
 
-    The first unit of each stage changes dimensions (stride 2 from stage 2 on);
-    `unit(data, num_filter, stride, dim_match, name, **unit_kwargs)` builds one unit.
+    The first unit of each stage has stride 2 from stage 2 on, and gets dim_match=False
+    (the reference networks project there even when the shape is kept); with
+    `exact_dim_match` it gets dim_match=True when it keeps the shape (stride 1, as many
+    filters as the stem). `unit(data, num_filter, stride, dim_match, name, **unit_kwargs)`
+    builds one unit.
     """
     for i, num_units in enumerate(units):
         stride = (1, 1) if i == 0 else (2, 2)
-        body = unit(body, filter_list[i + 1], stride, False,
+        keeps_shape = stride == (1, 1) and filter_list[i] == filter_list[i + 1]
+        body = unit(body, filter_list[i + 1], stride, exact_dim_match and keeps_shape,
                     name='stage%d_unit%d' % (i + 1, 1), **unit_kwargs)
         for j in range(num_units - 1):
             body = unit(body, filter_list[i + 1], (1, 1), True,

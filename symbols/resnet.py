@@ -8,9 +8,9 @@ bottleneck is 0.25 of the unit's width; projection shortcuts (`<name>_sc`) are
 """
 import mxnet as mx
 
-from .blocks import (CIFAR_DEPTHS_TEXT, IMAGENET_DEPTHS_TEXT, check_common_args,
-                     check_num_layers, cifar_spec, classifier, imagenet_spec, input_layer,
-                     mark_mirror_stage, parse_image_shape, residual_stages, stem)
+from . import blocks
+from .blocks import (check_common_args, classifier, input_layer, mark_mirror_stage,
+                     parse_image_shape, residual_stages, stem)
 
 # The reference picks the CIFAR depths for inputs up to this height, the ImageNet ones above.
 CIFAR_MAX_HEIGHT = 28
@@ -114,30 +114,7 @@ def depth_spec(num_layers, image_shape):
 
     Raises ValueError naming the depth and the depths accepted for that input size.
     """
-    num_layers = check_num_layers(num_layers)
-    channels, height, width = parse_image_shape(image_shape)
-    shape_text = '%d,%d,%d' % (channels, height, width)
-    if height <= CIFAR_MAX_HEIGHT:
-        spec = cifar_spec(num_layers)
-        if spec is None:
-            raise ValueError(
-                'num_layers=%d is not a depth resnet builds for image_shape %s: inputs up to %d px '
-                'high use the CIFAR layout, which takes %s; ImageNet depths (%s) need a height '
-                'above %d' % (num_layers, shape_text, CIFAR_MAX_HEIGHT, CIFAR_DEPTHS_TEXT,
-                              IMAGENET_DEPTHS_TEXT, CIFAR_MAX_HEIGHT))
-        return spec
-    spec = imagenet_spec(num_layers)
-    if spec is None:
-        hint = ''
-        if cifar_spec(num_layers) is not None:
-            hint = ('; %d is a CIFAR depth: use a height of at most %d (e.g. image_shape %d,%d,%d, '
-                    'random-cropped from 32x32 images as the reference does)'
-                    % (num_layers, CIFAR_MAX_HEIGHT, channels, CIFAR_MAX_HEIGHT, CIFAR_MAX_HEIGHT))
-        raise ValueError(
-            'num_layers=%d is not a depth resnet builds for image_shape %s: inputs higher than '
-            '%d px use the ImageNet layout, which takes %s%s'
-            % (num_layers, shape_text, CIFAR_MAX_HEIGHT, IMAGENET_DEPTHS_TEXT, hint))
-    return spec
+    return blocks.depth_spec('resnet', num_layers, image_shape, CIFAR_MAX_HEIGHT)
 
 
 def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype='float32',

@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import mxnet as mx
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,9 +55,25 @@ def count_params(sym, data_shape):
     return total
 
 
+def bind(sym, data_shape, grad_req='write'):
+    """An executor with He-initialised weights, random data and random labels."""
+    exe = sym.simple_bind(ctx=mx.cpu(), data=data_shape, grad_req=grad_req)
+    init = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+    mx.random.seed(0)
+    rng = np.random.RandomState(0)
+    attrs = sym.attr_dict()
+    for name, arr in list(exe.arg_dict.items()) + list(exe.aux_dict.items()):
+        if name == 'softmax_label':
+            arr[:] = rng.randint(0, exe.outputs[0].shape[1], size=arr.shape)
+        elif name == 'data':
+            arr[:] = rng.uniform(-1, 1, size=arr.shape)
+        else:
+            init(mx.init.InitDesc(name, attrs.get(name)), arr)
+    return exe
+
+
 @pytest.fixture
 def fresh_names():
     """Build graphs under a fresh NameManager, as the reference graphs were."""
-    import mxnet as mx
     with mx.name.NameManager():
         yield

@@ -5,7 +5,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import assert_same_graph, count_params, golden_index, load_golden
+from conftest import assert_same_graph, bind, count_params, golden_index, load_golden
 from symbols import resnet
 
 RESNET_GOLDEN = [e for e in golden_index() if e['network'] == 'resnet']
@@ -72,23 +72,6 @@ def test_output_shape_follows_num_classes(num_classes, num_layers, image_shape):
     sym = build(num_classes, num_layers, image_shape)
     _, out_shapes, _ = sym.infer_shape(data=shape_of(image_shape, batch=3))
     assert out_shapes == [(3, num_classes)]
-
-
-def bind(sym, data_shape, grad_req='write'):
-    """An executor with He-initialised weights, random data and random labels."""
-    exe = sym.simple_bind(ctx=mx.cpu(), data=data_shape, grad_req=grad_req)
-    init = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
-    mx.random.seed(0)
-    rng = np.random.RandomState(0)
-    attrs = sym.attr_dict()
-    for name, arr in list(exe.arg_dict.items()) + list(exe.aux_dict.items()):
-        if name == 'softmax_label':
-            arr[:] = rng.randint(0, exe.outputs[0].shape[1], size=arr.shape)
-        elif name == 'data':
-            arr[:] = rng.uniform(-1, 1, size=arr.shape)
-        else:
-            init(mx.init.InitDesc(name, attrs.get(name)), arr)
-    return exe
 
 
 @pytest.mark.parametrize('num_layers,image_shape', [(20, '3,28,28'), (164, '3,28,28'),

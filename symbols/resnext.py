@@ -1,0 +1,50 @@
+"""ResNeXt ("Aggregated Residual Transformations", Xie et al. 2017): with default arguments,
+node for node the graph of MXNet's `example/image-classification/symbols/resnext.py`.
+
+Post-activation units (the `resnet_v1` builder) whose 3x3 convolution has `num_group`
+groups; bottleneck width int(num_filter * 0.5); projection shortcuts `<name>_sc` +
+`<name>_sc_bn` on every stage's first unit; CIFAR depths for inputs up to 32 px high.
+`bottleneck_width` (the d of "32x4d") sets the width to num_group * d in stage 1, doubled
+at each stage, the paper's constant-complexity templates (1x64d, 2x40d, 4x24d, 8x14d, 32x4d).
+"""
+from fractions import Fraction
+
+from .blocks import (ACT_TYPES, check_choice, check_common_args, check_positive_int, depth_spec,
+                     parse_image_shape)
+from .resnet_v1 import post_activation_net
+
+CIFAR_MAX_HEIGHT = 32
+
+
+def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspace=256,
+               dtype='float32', **kwargs):
+    """The reference `get_symbol`: a ResNeXt for `image_shape` ('C,H,W').
+
+    Deliberate deviation: `bottleneck_width`, `act_type`, `bn_mom` and `memonger` in kwargs
+    are used (the reference drops them); other kwargs are ignored, as in the reference.
+    """
+    check_common_args(num_classes, dtype)
+    num_group = check_positive_int('num_group', num_group)
+    act_type = check_choice('act_type', kwargs.get('act_type', 'relu'), ACT_TYPES)
+    image_shape = parse_image_shape(image_shape)
+    spec = depth_spec('resnext', num_layers, image_shape, CIFAR_MAX_HEIGHT)
+    width_ratio = 0.5
+    bottleneck_width = kwargs.get('bottleneck_width')
+    if bottleneck_width is not None:
+        bottleneck_width = check_positive_int('bottleneck_width', bottleneck_width)
+        if not spec.bottle_neck:
+            raise ValueError('bottleneck_width=%d needs a bottleneck depth: num_layers=%d builds '
+                             'basic units (bottlenecks from 50 layers on ImageNet inputs, 164 '
+                             'on CIFAR ones)' % (bottleneck_width, num_layers))
+        width_ratio = Fraction(num_group * bottleneck_width, spec.filter_list[1])
+    if spec.bottle_neck:
+        widths = [int(f * width_ratio) for f in spec.filter_list[1:]]
+        if any(w < 1 or w % num_group for w in widths):
+            raise ValueError('num_group=%d does not divide the bottleneck widths %s of '
+                             'resnext-%d' % (num_group, widths, num_layers))
+    return post_activation_net(spec, num_classes, image_shape, shortcut='B',
+                               exact_dim_match=False, small_bn_act=False,
+                               bn_mom=kwargs.get('bn_mom', 0.9), workspace=conv_workspace,
+                               dtype=dtype, act_type=act_type,
+                               memonger=kwargs.get('memonger', False), width_ratio=width_ratio,
+                               num_group=num_group, stride_in_1x1=False)
