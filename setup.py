@@ -16,8 +16,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=['symbols', 'tools'],
-    py_modules=[],
+    packages=['symbols', 'tools', 'common'],
+    py_modules=['train_resnet'],
     install_requires=[
         # mxnet 1.9.1 fails to import with numpy 1.24 and later
         'numpy>=1.21,<1.24',
@@ -26,5 +26,9 @@ setup(
         'matplotlib',
     ],
     extras_require=EXTRAS,
-    entry_points={'console_scripts': ['resnet-model-stats=tools.model_stats:main']},
+    entry_points={'console_scripts': [
+        'train-resnet=train_resnet:main',
+        'resnet-model-stats=tools.model_stats:main',
+        'resnet-plot-curves=tools.plot_curves:main',
+    ]},
 )

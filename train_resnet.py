@@ -100,7 +100,7 @@ def run(argv=None):
     trainer = Trainer(args, symbol, image_shape)
     if args.test_io:
         return test_io(trainer)
-    trainer.run()
+    trainer.run_record = trainer.run()
     return trainer
 
 

@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import time
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -209,6 +210,9 @@ class Trainer(object):
         self.symbol = symbol
         self.image_shape = image_shape
         self.contexts = contexts(parse_gpus(args.gpus))
+        if args.dtype == 'float16' and not args.gpus and not args.test_io:
+            raise UsageError('--dtype float16 trains on GPUs only: MXNet 1.9.1 has no float16 '
+                             'GEMM on the CPU (use --gpus, or --dtype float32)')
         self.kv = create_kvstore(args.kv_store)
         self.num_workers = self.kv.num_workers if self.kv else 1
         self.rank = self.kv.rank if self.kv else 0
@@ -290,7 +294,10 @@ class Trainer(object):
             optimizer = mx.optimizer.create(args.optimizer, **optimizer_params)
         except (ValueError, KeyError, TypeError) as err:
             raise UsageError('--optimizer %s: %s' % (args.optimizer, err))
-        module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
+        with warnings.catch_warnings():
+            # rescale_grad above is deliberate (loss scale, workers), not Module's default
+            warnings.filterwarnings('ignore', message='Optimizer created manually')
+            module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
         return module
 
     def learning_rate(self, num_update):

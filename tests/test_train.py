@@ -1,0 +1,342 @@
+"""train_resnet.py end to end on the bundled data, and its parts."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import ROOT
+import train_resnet
+from common import UsageError, checkpoint
+from common import data as data_mod
+from common import fit
+
+TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
+VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
+
+# A short, exactly reproducible run: 5 batches of 64 per epoch, lr divided by 10 after epoch 1.
+SHORT = ['--num-examples', '320', '--batch-size', '64', '--lr', '0.1', '--lr-schedule', 'step',
+         '--lr-step-epochs', '1', '--disp-batches', '1', '--data-nthreads', '1']
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'train_resnet.py')] + args,
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def load_params(prefix, epoch):
+    return mx.nd.load('%s-%04d.params' % (prefix, epoch))
+
+
+def max_difference(a, b):
+    assert sorted(a) == sorted(b)
+    return max(float(np.abs(a[k].asnumpy() - b[k].asnumpy()).max()) for k in a)
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """Two epochs without interruption: the reference for every resume test."""
+    prefix = str(tmp_path_factory.mktemp('uninterrupted') / 'model')
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix])
+    return prefix
+
+
+def test_short_run_learns_and_logs(tmp_path):
+    prefix = str(tmp_path / 'model')
+    record = train_resnet.run(['--num-examples', '1920', '--batch-size', '64', '--lr', '0.1',
+                               '--num-epochs', '2', '--model-prefix', prefix]).run_record
+    # a random model scores 10% on the 10 balanced classes
+    assert record['val_top1'] > 0.6
+    epochs = [r for r in read_log(prefix + '-log.jsonl') if r['event'] == 'epoch']
+    assert [r['epoch'] for r in epochs] == [1, 2]
+    for key in ('batches', 'train_top1', 'train_loss', 'val_top1', 'val_loss', 'lr',
+                'images_per_sec', 'wall_time'):
+        assert all(key in r for r in epochs), key
+    assert epochs[-1]['batches'] == 30
+    sym, args, aux = mx.model.load_checkpoint(prefix, 2)
+    assert 'fc1_weight' in args and 'bn1_moving_var' in aux
+    assert os.path.isfile(prefix + '-0002.states')
+
+
+def test_top_k_is_reported(tmp_path):
+    prefix = str(tmp_path / 'model')
+    record = train_resnet.run(SHORT + ['--num-epochs', '1', '--top-k', '5',
+                                       '--model-prefix', prefix]).run_record
+    assert record['val_topk'] >= record['val_top1']
+    assert 'train_topk' in record
+
+
+def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    prefix = str(tmp_path / 'model')
+    train_resnet.run(SHORT + ['--num-epochs', '1', '--model-prefix', prefix])
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
+    assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+    log = read_log(prefix + '-log.jsonl')
+    assert [r['epoch'] for r in log if r['event'] == 'epoch'] == [1, 2]
+
+
+def wait_for(proc, lines, pattern, timeout=240):
+    """Read proc's stdout until a line contains `pattern`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if pattern in line:
+            return
+    raise AssertionError('never saw %r; output:\n%s' % (pattern, ''.join(lines)))
+
+
+def start(args):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train_resnet.py')] + args,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(tmp_path, uninterrupted):
+    prefix = str(tmp_path / 'model')
+    proc = start(SHORT + ['--num-epochs', '2', '--model-prefix', prefix])
+    lines = []
+    wait_for(proc, lines, 'Epoch[2] Batch [2/5]')
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    with open(prefix + '-0001.json') as f:
+        progress = json.load(f)
+    assert progress['epoch'] == 1 and 2 <= progress['batch'] < 5
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
+    assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+
+
+def test_sigkill_mid_epoch_resumes_from_last_checkpoint(tmp_path, uninterrupted):
+    prefix = str(tmp_path / 'model')
+    proc = start(SHORT + ['--num-epochs', '2', '--model-prefix', prefix])
+    lines = []
+    wait_for(proc, lines, 'Epoch[2] Batch [3/5]')
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not os.path.exists(prefix + '-0002.params')
+    mx.model.load_checkpoint(prefix, 1)  # the last complete checkpoint loads
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
+    assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, uninterrupted):
+    prefix = str(tmp_path / 'model')
+    for suffix in ('-symbol.json', '-0001.params', '-0001.states', '-0001.json'):
+        with open(uninterrupted + suffix, 'rb') as src, open(prefix + suffix, 'wb') as dst:
+            dst.write(src.read())
+    before = load_params(prefix, 1)
+    result = run_cli(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1',
+                              '--lr', '1e30', '--lr-schedule', 'cosine'])
+    assert result.returncode == 3, result.stderr
+    assert 'Traceback' not in result.stderr
+    assert 'in epoch 2 at batch' in result.stderr
+    assert 'last good checkpoint is kept' in result.stderr
+    assert not os.path.exists(prefix + '-0002.params')
+    assert max_difference(load_params(prefix, 1), before) == 0
+
+
+def test_benchmark_trains_on_synthetic_data(tmp_path):
+    trainer = train_resnet.run(['--benchmark', '1', '--image-shape', '1,28,28',
+                                '--num-classes', '10', '--num-layers', '20',
+                                '--num-examples', '128', '--batch-size', '32', '--num-epochs', '1',
+                                '--model-prefix', str(tmp_path / 'model')])
+    assert trainer.run_record['batches'] == 4
+    assert trainer.run_record['images_per_sec'] > 0
+    assert 'val_top1' not in trainer.run_record
+
+
+def test_test_io_only_reads(tmp_path, capsys):
+    speed = train_resnet.run(['--test-io', '1', '--num-examples', '256', '--batch-size', '64',
+                              '--model-prefix', str(tmp_path / 'model')])
+    assert speed > 0
+    assert not os.listdir(tmp_path)
+
+
+def parse(argv):
+    args, _ = train_resnet.prepare(argv)
+    return args
+
+
+def test_default_run_uses_bundled_data_and_fashion_mnist_preset():
+    args = parse([])
+    assert args.data_train == TRAIN_REC and args.data_val == VAL_REC
+    assert args.preset == 'fashion-mnist'
+    assert (args.image_shape, args.num_classes, args.num_layers) == ('1,28,28', 10, 20)
+    assert (args.pad_size, args.random_crop, args.random_mirror) == (4, 1, 1)
+
+
+def test_aug_levels_apply_and_explicit_flags_override():
+    args = parse(['--data-train', TRAIN_REC, '--aug-level', '3'])
+    assert (args.random_crop, args.random_mirror, args.max_random_h,
+            args.max_random_rotate_angle, args.max_random_shear_ratio,
+            args.max_random_aspect_ratio) == (1, 1, 36, 10, 0.1, 0.25)
+    args = parse(['--data-train', TRAIN_REC, '--aug-level', '3', '--random-mirror', '0',
+                  '--max-random-h', '0'])
+    assert (args.random_crop, args.random_mirror, args.max_random_h) == (1, 0, 0)
+    args = parse(['--data-train', TRAIN_REC])
+    assert (args.random_crop, args.random_mirror, args.max_random_h) == (0, 0, 0)
+
+
+def test_imagenet_preset_applies_its_augmentation_and_recipe():
+    args = parse(['--data-train', TRAIN_REC, '--preset', 'imagenet'])
+    assert args.aug_level == 3
+    assert (args.image_shape, args.num_classes, args.batch_size, args.lr) == \
+        ('3,224,224', 1000, 256, 0.1)
+    assert (args.min_random_scale, args.pca_noise, args.max_random_h) == (0.533, 0.1, 36)
+    args = parse(['--data-train', TRAIN_REC, '--preset', 'imagenet', '--aug-level', '1',
+                  '--batch-size', '64'])
+    assert (args.max_random_h, args.random_crop, args.batch_size) == (0, 1, 64)
+
+
+def test_cifar_preset_sets_the_paper_recipe():
+    args = parse(['--data-train', TRAIN_REC, '--preset', 'cifar10'])
+    assert (args.image_shape, args.pad_size, args.random_crop, args.random_mirror) == \
+        ('3,32,32', 4, 1, 1)
+    assert (args.network, args.lr, args.wd, args.mom, args.lr_step_epochs, args.num_epochs) == \
+        ('resnet-v1', 0.1, 1e-4, 0.9, '82,123', 164)
+
+
+def test_presets_reach_the_record_iterator(monkeypatch):
+    captured = {}
+    monkeypatch.setattr(mx.io, 'ImageRecordIter', lambda **kw: captured.update(kw))
+    args = parse(['--data-train', TRAIN_REC, '--preset', 'imagenet', '--random-mirror', '0'])
+    data_mod.record_iter(args, (3, 224, 224), TRAIN_REC, '', True, num_parts=2, part_index=1,
+                         epoch=3)
+    assert captured['rand_crop'] is True and captured['rand_mirror'] is False
+    assert (captured['random_h'], captured['max_rotate_angle'], captured['pca_noise'],
+            captured['min_random_scale']) == (36, 10, 0.1, 0.533)
+    assert (captured['num_parts'], captured['part_index'], captured['batch_size']) == (2, 1, 128)
+    assert captured['seed'] == captured['seed_aug'] == 3
+    assert (captured['mean_r'], captured['std_b']) == (123.68, 57.375)
+
+
+def test_num_examples_is_counted_from_the_index():
+    args, shape = train_resnet.prepare([])
+    trainer = fit.Trainer(args, train_resnet.build_symbol(args, shape), shape)
+    assert args.num_examples == data_mod.count_records(TRAIN_REC)
+    assert trainer.epoch_size == args.num_examples // args.batch_size
+
+
+def test_float16_optimizer_is_multi_precision_with_loss_scale():
+    args, shape = train_resnet.prepare(['--dtype', 'float16', '--loss-scale', '128',
+                                        '--label-smoothing', '0.1', '--test-io', '1'])
+    sym = train_resnet.build_symbol(args, shape)
+    attrs = sym.attr_dict()['softmax']
+    assert float(attrs['grad_scale']) == 128 and float(attrs['smooth_alpha']) == 0.1
+    assert sym.infer_type(data=np.float32)[1] == [np.float32]
+    trainer = fit.Trainer(args, sym, shape)
+    module = trainer.build_module((args.batch_size,) + shape, None, None, 0)
+    optimizer = module._optimizer
+    assert optimizer.multi_precision
+    assert optimizer.rescale_grad == pytest.approx(1.0 / (args.batch_size * 128))
+
+
+def test_lr_schedules():
+    args = argparse.Namespace(lr=0.1, lr_factor=0.1, lr_step_epochs='2,4', num_epochs=6,
+                              warmup_epochs=0, lr_schedule='step')
+    step = fit.lr_scheduler(args, epoch_size=10)
+    assert [step(n) for n in (1, 20, 21, 41)] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    args.lr_schedule = 'cosine'
+    cosine = fit.lr_scheduler(args, epoch_size=10)
+    assert cosine(30) == pytest.approx(0.05) and cosine(60) == pytest.approx(0.0)
+    args.lr_schedule, args.warmup_epochs = 'poly', 1
+    poly = fit.lr_scheduler(args, epoch_size=10)
+    assert poly(5) == pytest.approx(0.05)
+    assert poly(10) == pytest.approx(0.1)
+
+
+def test_gpus_are_parsed_against_the_devices_present(monkeypatch):
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 2)
+    assert fit.parse_gpus('0,1') == [0, 1]
+    assert fit.contexts([0, 1]) == [mx.gpu(0), mx.gpu(1)]
+    assert fit.contexts([]) == [mx.cpu()]
+    with pytest.raises(UsageError, match='this machine has GPUs 0..1'):
+        fit.parse_gpus('0,2')
+    with pytest.raises(UsageError, match='expected GPU numbers'):
+        fit.parse_gpus('gpu0')
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 0)
+    with pytest.raises(UsageError, match='this machine has no GPU'):
+        fit.parse_gpus('0')
+
+
+def test_kvstore_choice(monkeypatch):
+    assert fit.create_kvstore('local') is None
+    assert fit.create_kvstore('device') is None
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    with pytest.raises(UsageError, match='tools/launch.py'):
+        fit.create_kvstore('dist_sync')
+    with pytest.raises(UsageError, match="choose one of local, device"):
+        fit.create_kvstore('dist')
+
+
+def test_checkpoint_files_are_replaced_atomically(tmp_path):
+    target = tmp_path / 'file'
+    target.write_text('old')
+
+    def failing_write(tmp):
+        with open(tmp, 'w') as f:
+            f.write('half')
+        raise IOError('disk full')
+    with pytest.raises(IOError):
+        checkpoint.atomic_write(str(target), failing_write)
+    assert target.read_text() == 'old'
+    assert os.listdir(tmp_path) == ['file']
+
+
+@pytest.fixture(scope='module')
+def truncated_rec(tmp_path_factory):
+    path = tmp_path_factory.mktemp('bad') / 'truncated.rec'
+    with open(VAL_REC, 'rb') as f:
+        path.write_bytes(f.read()[:5000])
+    return str(path)
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['--network', 'resnet-9000'], "--network 'resnet-9000': choose one of"),
+    (['--num-layers', '21'], 'num_layers=21 is not a depth resnet builds for image_shape 1,28,28'),
+    (['--image-shape', '3x28x28'], "--image-shape '3x28x28' is not valid"),
+    (['--data-train', '/nonexistent/train.rec'], '--data-train /nonexistent/train.rec: no such'),
+    (['--data-train', 'TRUNCATED'], 'is truncated'),
+    (['--gpus', '0'], '--gpus 0: this machine has no GPU'),
+    (['--batch-size', '0'], '--batch-size 0: must be a positive number'),
+    (['--kv-store', 'bogus'], "--kv-store 'bogus': choose one of local"),
+    (['--load-epoch', '7', '--model-prefix', 'MISSING'], '--load-epoch 7: no checkpoint'),
+    (['--dtype', 'float16'], '--dtype float16 trains on GPUs only'),
+    (['--network', 'resnext', '--shortcut', 'A'], "network 'resnext' has no option shortcut"),
+])
+def test_bad_input_is_one_clear_line(args, expected, truncated_rec, tmp_path):
+    args = [truncated_rec if a == 'TRUNCATED' else str(tmp_path / 'm') if a == 'MISSING' else a
+            for a in args]
+    result = run_cli(args + ['--num-epochs', '1'])
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert lines[0].startswith('train_resnet.py: error: ')
+
+
+def test_plot_curves_draws_runs_from_logs(tmp_path, uninterrupted):
+    from tools import plot_curves
+    broken = tmp_path / 'broken.jsonl'
+    broken.write_text('{"event": "batch"}\n')
+    output = str(tmp_path / 'curves.png')
+    assert plot_curves.main([uninterrupted + '-log.jsonl', uninterrupted + '-log.jsonl',
+                             '--labels', 'a', 'b', '-o', output]) == 0
+    with open(output, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert plot_curves.main([str(broken), '-o', output]) == 2
+    assert plot_curves.read_epochs(uninterrupted + '-log.jsonl')[-1]['epoch'] == 2
