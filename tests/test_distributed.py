@@ -358,3 +358,38 @@ def test_worker_killed_mid_run(tmp_path, job_factory):
     assert time.time() - start < 30
     assert 'exited with signal 9' in job.text() or 'exited with code 137' in job.text()
     job.assert_no_orphans()
+
+
+FAKE_SSH = '''#!/bin/bash
+# Stands in for ssh: records its arguments, runs the remote command here.
+echo "$@" >> "$(dirname "$0")/ssh.log"
+exec bash -c "${@: -1}"
+'''
+
+
+def test_ssh_launcher_with_a_stand_in_ssh(tmp_path, job_factory):
+    """The ssh path (hosts file, placement, environment over the command line, failure
+    handling) with an `ssh` that runs the remote command on this machine."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'ssh').write_text(FAKE_SSH)
+    (bin_dir / 'ssh').chmod(0o755)
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('127.0.0.1\n\n127.0.0.1:2222 slots=4\n')
+    command, out = probe_command(tmp_path, 'exit')
+    job = job_factory(['-n', '2', '-s', '1', '-H', str(hosts), '--launcher', 'ssh',
+                       '--env-worker', 'BAR_DIST:w'], command + ['--log-file', 'x'],
+                      env={'PATH': '%s:%s' % (bin_dir, os.environ['PATH']),
+                           'DMLC_PS_ROOT_URI': '127.0.0.1'})
+    assert job.wait(60) == 0, job.text()
+    seen = {p.name: json.loads(p.read_text())['env'] for p in out.iterdir()}
+    assert sorted(seen) == ['scheduler-.json', 'server-.json', 'worker-.json']  # no task ids
+    assert seen['worker-.json']['BAR_DIST'] == 'w' and 'BAR_DIST' not in seen['server-.json']
+    calls = (bin_dir / 'ssh.log').read_text().splitlines()
+    assert len(calls) == 3   # server on host 1, workers on host 2 then host 1
+    ports = {c.split(' -p ')[1].split()[0]: c for c in calls}
+    assert sorted(c.split(' -p ')[1].split()[0] for c in calls) == ['22', '22', '2222']
+    assert 'export DMLC_ROLE=worker;' in ports['2222']
+    assert all('export DMLC_PS_ROOT_URI=127.0.0.1;' in c and '--log-file x' in c
+               for c in calls)
+    job.assert_no_orphans()
