@@ -30,5 +30,6 @@ setup(
         'train-resnet=train_resnet:main',
         'resnet-model-stats=tools.model_stats:main',
         'resnet-plot-curves=tools.plot_curves:main',
+        'resnet-launch=tools.launch:main',
     ]},
 )

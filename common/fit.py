@@ -4,6 +4,7 @@ Flags keep the names and meaning of MXNet's example `fit.py`. The loop is Module
 own `fit` unrolled, so that it can checkpoint atomically (optimizer state included),
 resume mid-schedule exactly, stop on non-finite values and save on Ctrl-C.
 """
+import hashlib
 import json
 import logging
 import math
@@ -190,6 +191,18 @@ def params_finite(module):
     return math.isfinite(total)
 
 
+def params_digest(module):
+    """SHA-1 of the learned parameters (not the BatchNorm statistics, which each worker
+    keeps for its own data): equal on every worker of a synchronous job."""
+    mx.nd.waitall()
+    arg_params, _ = module.get_params()
+    digest = hashlib.sha1()
+    for name in sorted(arg_params):
+        digest.update(name.encode())
+        digest.update(arg_params[name].asnumpy().tobytes())
+    return digest.hexdigest()
+
+
 def evaluate(module, data_iter, metric):
     """Validation metrics over one pass of a new iterator, leaving out the padding of
     the last, partial batch."""
@@ -344,6 +357,10 @@ class Trainer(object):
                                    begin_epoch * self.epoch_size + begin_batch)
         if states:
             module.load_optimizer_states(states)
+        if self.kv is not None:
+            logging.info('Worker %d of %d (kvstore %s): reading part %d of %d of %s',
+                         self.rank, self.num_workers, self.kv.type, self.rank, self.num_workers,
+                         'synthetic data' if args.benchmark else args.data_train)
         logging.info('Training %s on %s: %d epochs of %d batches of %d, from epoch %d%s',
                      args.network, ', '.join(str(c) for c in self.contexts), args.num_epochs,
                      self.epoch_size, args.batch_size, begin_epoch,
@@ -373,6 +390,10 @@ class Trainer(object):
                 if not params_finite(module):
                     raise NonFinite('a parameter became NaN or infinite in epoch %d'
                                     % (epoch + 1))
+                if self.kv is not None:
+                    record['params_sha1'] = params_digest(module)
+                    logging.info('Epoch[%d] Worker %d of %d: parameters sha1 %s', epoch + 1,
+                                 self.rank, self.num_workers, record['params_sha1'])
                 self.log.write(**record)
                 if (epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs:
                     self.save(module, epoch + 1)

@@ -1,0 +1,395 @@
+"""tools/launch.py and the distributed kvstore (ps-lite) on loopback.
+
+Every launch runs in its own process group with a time limit; on a timeout the group and
+every process carrying the test's marker (its tmp path, which is on each command line)
+are killed. Nothing here skips: the mxnet wheel has the distributed kvstore built in.
+"""
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import pytest
+
+from conftest import ROOT
+import train_resnet
+from common import data as data_mod
+from tools import launch
+
+LAUNCH = os.path.join(ROOT, 'tools', 'launch.py')
+TRAIN = os.path.join(ROOT, 'train_resnet.py')
+TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
+TRAIN_IDX = os.path.join(ROOT, 'data', 'fashion-mnist-train.idx')
+# A short run without validation: ResNet-8 on the bundled data.
+TRAIN_ARGS = ['--preset', 'fashion-mnist', '--data-train', TRAIN_REC, '--num-layers', '8',
+              '--batch-size', '64', '--num-examples', '256', '--num-epochs', '1',
+              '--data-nthreads', '1', '--disp-batches', '1']
+
+# A stand-in for a job's processes: records its role and arguments, then behaves as told.
+PROBE = r'''
+import json, os, sys, time
+out, action = sys.argv[1], sys.argv[2]
+role, task = os.environ.get('DMLC_ROLE'), os.environ.get('DMLC_TASK_ID', '')
+with open(os.path.join(out, '%s-%s.json' % (role, task)), 'w') as f:
+    json.dump({'argv': sys.argv[3:], 'env': dict(os.environ)}, f)
+if action == 'sleep' or (action == 'fail' and not (role == 'worker' and task == '1')):
+    time.sleep(120)
+elif action == 'fail':
+    time.sleep(1)
+    sys.exit(3)
+'''
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('', 0))
+        return sock.getsockname()[1]
+
+
+def marked_pids(marker):
+    """Processes whose command line contains `marker`."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                cmdline = f.read().decode(errors='replace')
+            with open('/proc/%s/stat' % entry) as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != 'Z':
+            pids.append(int(entry))
+    return pids
+
+
+def process_env(pid):
+    with open('/proc/%d/environ' % pid, 'rb') as f:
+        return dict(item.split('=', 1) for item in f.read().decode(errors='replace')
+                    .split('\0') if '=' in item)
+
+
+class Job(object):
+    """tools/launch.py in its own process group, output to a file."""
+
+    def __init__(self, launch_args, command, tmp_path, env=None):
+        self.marker = str(tmp_path)
+        self.output = tmp_path / 'launch.out'
+        run_env = dict(os.environ, DMLC_PS_ROOT_PORT=str(free_port()), **(env or {}))
+        with open(self.output, 'w') as out:
+            self.proc = subprocess.Popen([sys.executable, LAUNCH] + launch_args + command,
+                                         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                         env=run_env, start_new_session=True)
+
+    def text(self):
+        return self.output.read_text()
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail('the launcher did not finish in %d s:\n%s' % (timeout, self.text()))
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if re.search(pattern, self.text()):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.kill()
+        pytest.fail('%r not seen in the output:\n%s' % (pattern, self.text()))
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for pid in marked_pids(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+
+    def assert_no_orphans(self):
+        time.sleep(0.5)
+        left = marked_pids(self.marker)
+        if left:
+            self.kill()
+        assert not left, 'processes left behind: %s' % left
+
+
+@pytest.fixture
+def job_factory(tmp_path):
+    jobs = []
+
+    def start(launch_args, command, env=None):
+        jobs.append(Job(launch_args, command, tmp_path, env))
+        return jobs[-1]
+    yield start
+    for job in jobs:
+        if job.proc.poll() is None or marked_pids(job.marker):
+            job.kill()
+
+
+def digest_of_checkpoint(prefix, epoch):
+    """fit.params_digest of a saved checkpoint."""
+    saved = mx.nd.load('%s-%04d.params' % (prefix, epoch))
+    args = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    digest = hashlib.sha1()
+    for name in sorted(args):
+        digest.update(name.encode())
+        digest.update(args[name].asnumpy().tobytes())
+    return digest.hexdigest()
+
+
+def worker_digests(text, epoch):
+    return dict(re.findall(r'Epoch\[%d\] Worker (\d) of 2: parameters sha1 (\w+)' % epoch,
+                           text))
+
+
+# -- the launcher alone (no MXNet in the job: fast) -------------------------------------
+def probe_command(tmp_path, action):
+    script = tmp_path / 'probe.py'
+    script.write_text(PROBE)
+    out = tmp_path / 'probe'
+    out.mkdir()
+    return [sys.executable, str(script), str(out), action], out
+
+
+def test_roles_environment_and_command_options(tmp_path, job_factory):
+    command, out = probe_command(tmp_path, 'exit')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local', '--env', 'FOO_DIST',
+                       '--env-worker', 'BAR_DIST:w', '--env-server', 'BAR_DIST:s'],
+                      command + ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y'],
+                      env={'FOO_DIST': 'foo'})
+    assert job.wait(60) == 0, job.text()
+    seen = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
+    assert sorted(seen) == ['scheduler-.json', 'server-2.json', 'worker-0.json',
+                            'worker-1.json']
+    for name, record in seen.items():
+        # the command's own options reach it (the wheel's tracker took --log-file and --env)
+        assert record['argv'] == ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y'], name
+        env = record['env']
+        assert env['DMLC_NUM_WORKER'] == '2' and env['DMLC_NUM_SERVER'] == '1'
+        assert env['DMLC_PS_ROOT_URI'] == '127.0.0.1' and env['FOO_DIST'] == 'foo'
+    assert seen['worker-0.json']['env']['BAR_DIST'] == 'w'
+    assert seen['server-2.json']['env']['BAR_DIST'] == 's'
+    assert 'BAR_DIST' not in seen['scheduler-.json']['env']
+    job.assert_no_orphans()
+
+
+def test_failed_process_stops_the_job(tmp_path, job_factory):
+    command, _ = probe_command(tmp_path, 'fail')   # worker 1 exits 3, the rest sleep
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'], command)
+    start = time.time()
+    code = job.wait(60)
+    assert code == 3, job.text()
+    assert time.time() - start < 30
+    assert 'worker (task 1)' in job.text() and 'exited with code 3' in job.text()
+    assert 'Traceback' not in job.text()
+    job.assert_no_orphans()
+
+
+@pytest.mark.parametrize('signum, code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_stops_the_job(tmp_path, job_factory, signum, code):
+    command, out = probe_command(tmp_path, 'sleep')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'], command)
+    deadline = time.time() + 30
+    while len(list(out.iterdir())) < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(list(out.iterdir())) == 4, job.text()
+    os.killpg(job.proc.pid, signum) if signum == signal.SIGINT else job.proc.send_signal(signum)
+    start = time.time()
+    assert job.wait(40) == code, job.text()
+    assert time.time() - start < 30
+    job.assert_no_orphans()
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['-n', '0', '--launcher', 'local', 'python', 'x.py'], 'at least one worker'),
+    (['-n', '2', '-s', '0', '--launcher', 'local', 'python', 'x.py'], 'at least one server'),
+    (['-n', '2', '--launcher', 'local'], 'no command given'),
+    (['-n', '2', 'python', 'x.py'], 'needs -H/--hostfile'),
+    (['-n', '2', '-H', '/nonexistent/hosts', 'python', 'x.py'], 'no such file'),
+    (['-n', '2', '--launcher', 'pbs', 'python', 'x.py'], 'invalid choice'),
+    (['-n', 'two', '--launcher', 'local', 'python', 'x.py'], 'invalid int value'),
+    (['--launcher', 'local', 'python', 'x.py'], 'required'),
+    (['-n', '1', '--launcher', 'local', '--env', 'NOT_SET_ANYWHERE_42', 'python', 'x.py'],
+     'not set'),
+])
+def test_bad_input_is_one_line(argv, message):
+    proc = subprocess.run([sys.executable, LAUNCH] + argv, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count('\n') == 1 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith('launch.py: error: ')
+
+
+def test_interface_matches_mxnet_launch():
+    parser = launch.build_parser()
+    args = launch.parse_args(['-n', '3', '--launcher', 'local', 'python', 'train.py', '-n',
+                              '5', '--kv-store', 'dist_sync'])
+    assert args.num_servers == 3   # MXNet's default: as many servers as workers
+    assert args.command == ['python', 'train.py', '-n', '5', '--kv-store', 'dist_sync']
+    assert parser.get_default('launcher') == 'ssh'
+    options = {o for action in parser._actions for o in action.option_strings}
+    assert {'-n', '--num-workers', '-s', '--num-servers', '-H', '--hostfile', '--launcher',
+            '--env', '--env-server', '--env-worker', '--sync-dst-dir', '--p3'} <= options
+
+
+# -- training on the distributed kvstore ------------------------------------------------
+def test_record_iter_parts_are_disjoint():
+    """What each worker reads: part k of 2 of the bundled data, disjoint, covering it all."""
+    args = data_mod.apply_presets(train_resnet.build_parser().parse_args(
+        ['--preset', 'fashion-mnist']))
+    args.batch_size = 200
+    total = data_mod.count_records(TRAIN_REC, TRAIN_IDX)
+    parts = []
+    for rank in range(2):
+        images = set()
+        for batch in data_mod.record_iter(args, (1, 28, 28), TRAIN_REC, TRAIN_IDX, False,
+                                          num_parts=2, part_index=rank):
+            data = batch.data[0].asnumpy()
+            for k in range(data.shape[0] - batch.pad):
+                images.add(hashlib.sha1(data[k].tobytes()).hexdigest())
+        parts.append(images)
+    assert not parts[0] & parts[1]
+    assert len(parts[0]) + len(parts[1]) >= total * 0.99   # (a few duplicate images)
+    assert abs(len(parts[0]) - len(parts[1])) <= 0.01 * total
+
+
+def test_dist_sync_two_workers(tmp_path, job_factory):
+    prefix = str(tmp_path / 'model')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix',
+                       prefix] + TRAIN_ARGS)
+    assert job.wait(120) == 0, job.text()
+    text = job.text()
+    # each worker read its own part of the data
+    for rank in (0, 1):
+        assert 'Worker %d of 2 (kvstore dist_sync): reading part %d of 2' % (rank, rank) in text
+    # both ended with the same parameters, which are those of rank 0's checkpoint
+    digests = worker_digests(text, 1)
+    assert sorted(digests) == ['0', '1'], text
+    assert digests['0'] == digests['1'] == digest_of_checkpoint(prefix, 1)
+    # only rank 0 wrote the checkpoint and the log
+    assert text.count('Saved checkpoint %s-0001' % prefix) == 1
+    log = [json.loads(line) for line in open(prefix + '-log.jsonl')]
+    epochs = [r for r in log if r['event'] == 'epoch']
+    assert len(epochs) == 1 and epochs[0]['params_sha1'] == digests['0']
+    assert epochs[0]['batches'] == 4
+    assert os.path.isfile(prefix + '-0001.states')
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ['launch.out', 'model-0001.json', 'model-0001.params', 'model-0001.states',
+         'model-log.jsonl', 'model-symbol.json'])
+    job.assert_no_orphans()
+
+
+def test_dist_sync_unequal_shards(tmp_path, job_factory):
+    """97 records: part 0 has 7 batches of 8 per pass, part 1 has 6. Every worker runs
+    --num-examples // --batch-size = 7 batches per epoch (part 1 wraps round), so the
+    synchronous pushes stay paired and nothing waits forever."""
+    src = mx.recordio.MXIndexedRecordIO(TRAIN_IDX, TRAIN_REC, 'r')
+    rec, idx = str(tmp_path / 'odd.rec'), str(tmp_path / 'odd.idx')
+    dst = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
+    for i in range(97):
+        dst.write_idx(i, src.read_idx(src.keys[i]))
+    dst.close()
+    src.close()
+    prefix = str(tmp_path / 'model')
+    args = list(TRAIN_ARGS)
+    args[args.index('--data-train') + 1] = rec
+    args[args.index('--batch-size') + 1] = '16'
+    args[args.index('--num-examples') + 1] = '112'
+    args[args.index('--num-epochs') + 1] = '2'
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix',
+                       prefix] + args)
+    assert job.wait(120) == 0, job.text()
+    text = job.text()
+    assert text.count('Epoch[2] Batch [7/7]') == 2
+    digests = worker_digests(text, 2)
+    assert digests['0'] == digests['1'] == digest_of_checkpoint(prefix, 2)
+    job.assert_no_orphans()
+
+
+def test_dist_async_completes(tmp_path, job_factory):
+    prefix = str(tmp_path / 'model')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_async', '--model-prefix',
+                       prefix] + TRAIN_ARGS)
+    assert job.wait(120) == 0, job.text()
+    text = job.text()
+    assert text.count('Epoch[1] Batch [4/4]') == 2
+    assert sorted(worker_digests(text, 1)) == ['0', '1']
+    assert os.path.isfile(prefix + '-0001.params')
+    job.assert_no_orphans()
+
+
+def test_worker_killed_mid_run(tmp_path, job_factory):
+    prefix = str(tmp_path / 'model')
+    args = list(TRAIN_ARGS)
+    args[args.index('--num-examples') + 1] = '2000'
+    args[args.index('--num-epochs') + 1] = '5'
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix',
+                       prefix] + args)
+    job.wait_for(r'Epoch\[1\] Batch \[2/', 120)
+    victims = [pid for pid in marked_pids(job.marker)
+               if process_env(pid).get('DMLC_ROLE') == 'worker'
+               and process_env(pid).get('DMLC_TASK_ID') == '1']
+    assert victims, job.text()
+    for pid in victims:   # the worker (and its shell, if the shell did not exec it)
+        os.kill(pid, signal.SIGKILL)
+    start = time.time()
+    code = job.wait(60)
+    assert code != 0
+    assert time.time() - start < 30
+    assert 'exited with signal 9' in job.text() or 'exited with code 137' in job.text()
+    job.assert_no_orphans()
+
+
+FAKE_SSH = '''#!/bin/bash
+# Stands in for ssh: records its arguments, runs the remote command here.
+echo "$@" >> "$(dirname "$0")/ssh.log"
+exec bash -c "${@: -1}"
+'''
+
+
+def test_ssh_launcher_with_a_stand_in_ssh(tmp_path, job_factory):
+    """The ssh path (hosts file, placement, environment over the command line, failure
+    handling) with an `ssh` that runs the remote command on this machine."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'ssh').write_text(FAKE_SSH)
+    (bin_dir / 'ssh').chmod(0o755)
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('127.0.0.1\n\n127.0.0.1:2222 slots=4\n')
+    command, out = probe_command(tmp_path, 'exit')
+    job = job_factory(['-n', '2', '-s', '1', '-H', str(hosts), '--launcher', 'ssh',
+                       '--env-worker', 'BAR_DIST:w'], command + ['--log-file', 'x'],
+                      env={'PATH': '%s:%s' % (bin_dir, os.environ['PATH']),
+                           'DMLC_PS_ROOT_URI': '127.0.0.1'})
+    assert job.wait(60) == 0, job.text()
+    seen = {p.name: json.loads(p.read_text())['env'] for p in out.iterdir()}
+    assert sorted(seen) == ['scheduler-.json', 'server-.json', 'worker-.json']  # no task ids
+    assert seen['worker-.json']['BAR_DIST'] == 'w' and 'BAR_DIST' not in seen['server-.json']
+    calls = (bin_dir / 'ssh.log').read_text().splitlines()
+    assert len(calls) == 3   # server on host 1, workers on host 2 then host 1
+    ports = {c.split(' -p ')[1].split()[0]: c for c in calls}
+    assert sorted(c.split(' -p ')[1].split()[0] for c in calls) == ['22', '22', '2222']
+    assert 'export DMLC_ROLE=worker;' in ports['2222']
+    assert all('export DMLC_PS_ROOT_URI=127.0.0.1;' in c and '--log-file x' in c
+               for c in calls)
+    job.assert_no_orphans()
