@@ -26,5 +26,9 @@ setup(
         'matplotlib',
     ],
     extras_require=EXTRAS,
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'resnet-im2rec=tools.im2rec:cli',
+        'resnet-cifar2rec=tools.cifar2rec:cli',
+        'resnet-mnist2rec=tools.mnist2rec:cli',
+    ]},
 )
