@@ -18,7 +18,7 @@ Differences from MXNet's script, all deliberate (see README "Datasets"):
 - An empty or malformed ``.lst``, a missing root or a prefix matching no ``.lst`` is a one-line
   error (exit status 2). An unreadable or corrupt image is skipped with a warning naming it and
   a count at the end; the rest is still packed.
-- ``--num-thread N`` packs on N threads and keeps the output in list order.
+- ``--num-thread N`` packs on N worker processes and keeps the output in list order.
 """
 import argparse
 import os
@@ -348,7 +348,8 @@ def pack_list(args, lst_path, items):
     progress = Progress(len(items), os.path.basename(lst_path))
     skipped = []
     with RecordWriter(base) as writer:
-        for item, (packed, reason) in zip(items, ordered_map(encoder, items, args.num_thread)):
+        for item, (packed, reason) in zip(items, ordered_map(encoder, items, args.num_thread,
+                                                                processes=True)):
             if packed is None:
                 warn('skipped: ' + reason)
                 skipped.append(item[1])
@@ -423,7 +424,7 @@ def build_parser():
     rgroup.add_argument('--quality', type=int, default=95,
                         help='JPEG quality 1-100, or PNG compression 0-9 (higher values mean 9)')
     rgroup.add_argument('--num-thread', type=int, default=1,
-                        help='number of threads encoding images; the output keeps list order')
+                        help='number of worker processes encoding images; the output keeps list order')
     rgroup.add_argument('--color', type=int, default=1, choices=[-1, 0, 1],
                         help='1: color (BGR, alpha dropped), 0: grayscale, -1: as stored '
                              '(alpha kept)')

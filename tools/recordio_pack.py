@@ -139,15 +139,26 @@ def write_names(path, names):
 
 # ----------------------------------------------------------------------------- parallel map
 
-def ordered_map(func, items, num_workers=1, window=None):
-    """``map(func, items)`` on ``num_workers`` threads, results in input order.
+def ordered_map(func, items, num_workers=1, window=None, processes=False):
+    """``map(func, items)`` on ``num_workers`` threads or processes, results in input order.
 
-    At most ``window`` items are in flight, so memory stays bounded for any input length.
-    Threads suffice because OpenCV's imdecode/imencode/resize and file reads release the GIL.
+    Threads: at most ``window`` items are in flight, so memory stays bounded; OpenCV's
+    imdecode/imencode/resize release the GIL. Processes (``func`` and items must pickle;
+    forked where the platform allows): immune to GIL hand-off stalls when the machine is busy.
     """
     if num_workers <= 1:
         for item in items:
             yield func(item)
+        return
+    if processes:
+        import multiprocessing
+        try:
+            ctx = multiprocessing.get_context('fork')
+        except ValueError:
+            ctx = multiprocessing.get_context()
+        with ctx.Pool(num_workers) as pool:
+            for result in pool.imap(func, items, chunksize=4):
+                yield result
         return
     window = window or 4 * num_workers
     pending = deque()
