@@ -31,5 +31,8 @@ setup(
         'resnet-model-stats=tools.model_stats:main',
         'resnet-plot-curves=tools.plot_curves:main',
         'resnet-launch=tools.launch:main',
+        'resnet-im2rec=tools.im2rec:cli',
+        'resnet-cifar2rec=tools.cifar2rec:cli',
+        'resnet-mnist2rec=tools.mnist2rec:cli',
     ]},
 )

@@ -1,0 +1,267 @@
+"""Shared pieces of the dataset tools: RecordIO writing, encoding, ordered parallel map,
+progress display and the command-line error convention.
+
+Every tool raises :class:`ToolError` for bad input; :func:`run_main` turns it into one line
+on stderr (``<tool>: error: <message>``) and exit status 2, without a traceback.
+"""
+import concurrent.futures
+import os
+import sys
+import time
+from collections import deque
+
+import numpy as np
+
+
+class ToolError(Exception):
+    """Bad input or environment: reported as one line on stderr, exit status 2."""
+
+
+def run_main(main, argv=None, prog=None):
+    """Call ``main(argv)``; a :class:`ToolError` becomes a one-line message and exit status 2."""
+    prog = prog or os.path.basename(sys.argv[0]) or 'tool'
+    try:
+        return main(argv)
+    except ToolError as err:
+        sys.stderr.write('%s: error: %s\n' % (prog, err))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write('%s: interrupted\n' % prog)
+        return 130
+
+
+def warn(message):
+    sys.stderr.write('warning: %s\n' % message)
+    sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------- encoding
+
+ENCODINGS = ('.jpg', '.png')
+
+
+def encode_params(encoding, quality):
+    """OpenCV parameters for ``cv2.imencode``, as ``mx.recordio.pack_img`` builds them.
+
+    For PNG, ``quality`` is the zlib compression level; values above 9 (the JPEG-style default
+    95) are clamped to 9, as OpenCV itself does.
+    """
+    import cv2
+    if encoding == '.jpg':
+        return [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if encoding == '.png':
+        return [cv2.IMWRITE_PNG_COMPRESSION, max(0, min(int(quality), 9))]
+    raise ToolError('unknown encoding %r (use .jpg or .png)' % (encoding,))
+
+
+def encode_image(img, encoding='.png', quality=9):
+    """Encode an HxW or HxWxC uint8 array (BGR order, as OpenCV) to bytes."""
+    import cv2
+    ok, buf = cv2.imencode(encoding, img, encode_params(encoding, quality))
+    if not ok:
+        raise ValueError('OpenCV could not encode a %s image of shape %s'
+                         % (encoding, getattr(img, 'shape', '?')))
+    return buf.tobytes()
+
+
+def pack_record(label, record_id, payload):
+    """One ``MXImageRecord``: a float label (or a 1-D label array) and the encoded image.
+
+    Byte-for-byte what ``mx.recordio.pack(IRHeader(0, label, record_id, 0), payload)`` writes.
+    """
+    import mxnet as mx
+    if np.ndim(label) == 0:
+        header = mx.recordio.IRHeader(0, float(label), int(record_id), 0)
+    else:
+        header = mx.recordio.IRHeader(0, np.asarray(label, dtype=np.float32).ravel(),
+                                      int(record_id), 0)
+    return mx.recordio.pack(header, payload)
+
+
+# ----------------------------------------------------------------------------- writing
+
+class RecordWriter(object):
+    """Writes ``<base>.rec`` and ``<base>.idx`` through temporary files.
+
+    The final names appear only when :meth:`close` succeeds, so an interrupted run never
+    leaves a half-written pair that looks complete. Use as a context manager.
+    """
+
+    def __init__(self, base):
+        import mxnet as mx
+        self.rec_path = base + '.rec'
+        self.idx_path = base + '.idx'
+        directory = os.path.dirname(os.path.abspath(self.rec_path))
+        if not os.path.isdir(directory):
+            raise ToolError('output folder %s does not exist' % directory)
+        self._tmp_rec = self.rec_path + '.part'
+        self._tmp_idx = self.idx_path + '.part'
+        self._record = mx.recordio.MXIndexedRecordIO(self._tmp_idx, self._tmp_rec, 'w')
+        self.count = 0
+        self._keys = set()
+
+    def write(self, key, packed):
+        key = int(key)
+        if key in self._keys:
+            raise ToolError('duplicate record index %d in %s' % (key, self.rec_path))
+        self._keys.add(key)
+        self._record.write_idx(key, packed)
+        self.count += 1
+
+    def close(self):
+        self._record.close()
+        os.replace(self._tmp_rec, self.rec_path)
+        os.replace(self._tmp_idx, self.idx_path)
+
+    def abort(self):
+        self._record.close()
+        for path in (self._tmp_rec, self._tmp_idx):
+            if os.path.exists(path):
+                os.remove(path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def write_names(path, names):
+    """One name per line, line number = label (the ``synset.txt`` convention)."""
+    with open(path, 'w') as f:
+        for name in names:
+            f.write('%s\n' % name)
+
+
+# ----------------------------------------------------------------------------- parallel map
+
+def ordered_map(func, items, num_workers=1, window=None, processes=False):
+    """``map(func, items)`` on ``num_workers`` threads or processes, results in input order.
+
+    Threads: at most ``window`` items are in flight, so memory stays bounded; OpenCV's
+    imdecode/imencode/resize release the GIL. Processes (``func`` and items must pickle;
+    forked where the platform allows): immune to GIL hand-off stalls when the machine is busy.
+    """
+    if num_workers <= 1:
+        for item in items:
+            yield func(item)
+        return
+    if processes:
+        import multiprocessing
+        try:
+            ctx = multiprocessing.get_context('fork')
+        except ValueError:
+            ctx = multiprocessing.get_context()
+        with ctx.Pool(num_workers) as pool:
+            for result in pool.imap(func, items, chunksize=4):
+                yield result
+        return
+    window = window or 4 * num_workers
+    pending = deque()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=num_workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+# ----------------------------------------------------------------------------- progress
+
+class Progress(object):
+    """A one-line progress bar with images/s on stderr.
+
+    On a terminal the line is redrawn in place (``\\r``) at most 5 times a second; otherwise
+    (CI logs, pipes) a plain line is printed every 10 seconds. :meth:`close` prints the final
+    count, time and rate.
+    """
+
+    def __init__(self, total, label='', stream=None, width=24):
+        self.total = total
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.count = 0
+        self.skipped = 0
+        self.start = time.time()
+        self._last = self.start
+        try:
+            self._tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self._tty = False
+        self._interval = 0.2 if self._tty else 10.0
+
+    def rate(self):
+        elapsed = time.time() - self.start
+        return self.count / elapsed if elapsed > 0 else 0.0
+
+    def _line(self):
+        rate = self.rate()
+        if self.total:
+            done = self.count + self.skipped
+            frac = min(1.0, float(done) / self.total)
+            filled = int(round(frac * self.width))
+            bar = '[%s%s]' % ('#' * filled, '.' * (self.width - filled))
+            eta = (self.total - done) / rate if rate > 0 else 0.0
+            text = '%s %s %d/%d %.1f img/s ETA %.0fs' % (self.label, bar, done,
+                                                          self.total, rate, eta)
+        else:
+            text = '%s %d %.1f img/s' % (self.label, self.count, rate)
+        if self.skipped:
+            text += ' (%d skipped)' % self.skipped
+        return text.strip()
+
+    def update(self, n=1, skipped=0):
+        """``n`` more images written, ``skipped`` more left out."""
+        self.count += n
+        self.skipped += skipped
+        now = time.time()
+        if now - self._last >= self._interval:
+            self._last = now
+            if self._tty:
+                self.stream.write('\r' + self._line())
+            else:
+                self.stream.write(self._line() + '\n')
+            self.stream.flush()
+
+    def close(self):
+        elapsed = time.time() - self.start
+        end = '\r' if self._tty else ''
+        self.stream.write('%s%s done: %d images in %.1fs (%.1f img/s)%s\n' % (
+            end, self.label, self.count, elapsed, self.rate(),
+            ', %d skipped' % self.skipped if self.skipped else ''))
+        self.stream.flush()
+
+
+def pack_arrays(base, images, labels, ids=None, encoding='.png', quality=9, num_workers=1,
+                label=None):
+    """Encode in-memory images (N x H x W, or N x H x W x C in BGR order) to ``base.rec/.idx``.
+
+    Record ``i`` has label ``labels[i]`` and id/key ``ids[i]`` (default ``i``). Returns the
+    number of records written.
+    """
+    import cv2  # noqa: F401  (imported before the clock starts)
+    n = len(images)
+    if len(labels) != n:
+        raise ValueError('%d images but %d labels' % (n, len(labels)))
+    ids = np.arange(n) if ids is None else np.asarray(ids)
+
+    def encode(i):
+        return pack_record(labels[i], ids[i], encode_image(images[i], encoding, quality))
+
+    progress = Progress(n, label or os.path.basename(base))
+    with RecordWriter(base) as writer:
+        for i, packed in enumerate(ordered_map(encode, range(n), num_workers)):
+            writer.write(ids[i], packed)
+            progress.update(1)
+        progress.close()
+    return writer.count
