@@ -6,7 +6,6 @@ import sys
 
 import mxnet as mx
 import numpy as np
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -72,8 +71,15 @@ def bind(sym, data_shape, grad_req='write'):
     return exe
 
 
-@pytest.fixture
-def fresh_names():
-    """Build graphs under a fresh NameManager, as the reference graphs were."""
-    with mx.name.NameManager():
-        yield
+def assert_gradients_reach_every_argument(sym, exe):
+    """After exe.backward(): a finite, non-zero gradient for every argument but the label."""
+    for name in sym.list_arguments():
+        if name == 'softmax_label':
+            continue
+        grad = exe.grad_dict[name].asnumpy()
+        assert np.all(np.isfinite(grad)), name
+        if name == 'bn_data_gamma':
+            # fix_gamma=True: gamma is held at 1 and MXNet gives it a zero gradient by design.
+            assert not np.any(grad), name
+        else:
+            assert np.any(grad != 0), 'no gradient reaches %s' % name
