@@ -13,7 +13,8 @@ import mxnet as mx
 import numpy as np
 
 from . import UsageError, checkpoint
-from .data import BASE_DEFAULTS, DATASET_PRESETS, _per_channel, default_idx, record_iter
+from .data import (BASE_DEFAULTS, DATASET_PRESETS, _per_channel, count_records, default_idx,
+                   record_iter)
 
 
 def add_model_args(parser):
@@ -114,7 +115,6 @@ def resolve_preprocess(args, channels):
 def val_iter(args, image_shape, path, idx_path='', batch_size=None):
     """A fresh, unshuffled, unaugmented ImageRecordIter over `path` (one per pass: after a
     reset its round-robin padding shifts the data)."""
-    from .data import count_records
     idx = default_idx(path, idx_path)
     count_records(path, idx, flag='--data-val')
     it_args = argparse.Namespace(rgb_mean=args.rgb_mean, rgb_std=args.rgb_std,
@@ -168,16 +168,13 @@ def read_synset(path):
 
 
 def default_synset(synset, rec_path=None):
-    """--synset, else synset.txt beside the .rec (or in data/), else None."""
+    """Names from --synset, else from synset.txt beside the .rec, else None."""
     if synset:
         if not os.path.isfile(synset):
             raise UsageError('--synset %s: no such file' % synset)
         return read_synset(synset)
-    candidates = []
     if rec_path:
-        candidates.append(os.path.join(os.path.dirname(os.path.abspath(rec_path)),
-                                       'synset.txt'))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return read_synset(candidate)
+        beside = os.path.join(os.path.dirname(os.path.abspath(rec_path)), 'synset.txt')
+        if os.path.isfile(beside):
+            return read_synset(beside)
     return None

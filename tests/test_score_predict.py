@@ -1,7 +1,6 @@
 """tools/score.py, tools/predict.py and tools/quantize.py on a briefly trained ResNet-20."""
 import json
 import os
-import shutil
 
 import cv2
 import mxnet as mx
