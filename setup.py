@@ -2,10 +2,20 @@
 from setuptools import setup
 
 # MXNet comes through an extra, so a GPU user never gets the CPU wheel forced on them.
+# ONNX export (tools/export.py): MXNet 1.9.1's exporter imports onnx.mapping, removed in
+# onnx 1.16; onnx 1.14.1 works with numpy 1.23. ONNX Runtime cannot be an extra: every wheel
+# of it for Python 3.11 (1.15.0 and later) declares numpy>=1.24.2, which MXNet 1.9.1 cannot
+# import beside, although 1.16.3 runs fine on numpy 1.23.5 (same C API). Install it with
+#     pip install --no-deps onnxruntime==1.16.3
+# after this package; its other dependencies are listed here.
+ONNX = ['onnx==1.14.1', 'protobuf>=3.20.2,<5', 'coloredlogs', 'flatbuffers', 'packaging',
+        'sympy']
+
 EXTRAS = {
     'cpu': ['mxnet==1.9.1'],
     'gpu': ['mxnet-cu112==1.9.1'],
-    'test': ['pytest>=7'],
+    'onnx': ONNX,
+    'test': ['pytest>=7'] + ONNX,
 }
 
 setup(
@@ -34,5 +44,10 @@ setup(
         'resnet-im2rec=tools.im2rec:cli',
         'resnet-cifar2rec=tools.cifar2rec:cli',
         'resnet-mnist2rec=tools.mnist2rec:cli',
+        'resnet-score=tools.score:main',
+        'resnet-predict=tools.predict:main',
+        'resnet-benchmark=tools.benchmark:main',
+        'resnet-quantize=tools.quantize:main',
+        'resnet-export=tools.export:main',
     ]},
 )

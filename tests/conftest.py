@@ -6,6 +6,7 @@ import sys
 
 import mxnet as mx
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -83,3 +84,14 @@ def assert_gradients_reach_every_argument(sym, exe):
             assert not np.any(grad), name
         else:
             assert np.any(grad != 0), 'no gradient reaches %s' % name
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """(prefix, epoch) of a ResNet-20 trained for 4 batches of 64 on the bundled data."""
+    import train_resnet
+    prefix = str(tmp_path_factory.mktemp('tiny') / 'model')
+    train_resnet.run(['--num-examples', '256', '--batch-size', '64', '--num-epochs', '1',
+                      '--lr', '0.1', '--data-nthreads', '1', '--disp-batches', '100',
+                      '--model-prefix', prefix])
+    return prefix, 1

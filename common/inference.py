@@ -1,0 +1,180 @@
+"""Loading a checkpoint for inference and feeding it as training fed it.
+
+Shared by the tools (`score`, `predict`, `quantize`, `export`): the inference graph of a
+checkpoint, its input channels and classes, the preprocessing flags with train_resnet's
+defaults, validation iterators, and forward passes that drop the last batch's padding.
+"""
+import argparse
+import contextlib
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+
+from . import UsageError, checkpoint
+from .data import (BASE_DEFAULTS, DATASET_PRESETS, _per_channel, count_records, default_idx,
+                   record_iter)
+
+
+def add_model_args(parser):
+    model = parser.add_argument_group('Model', 'a checkpoint written by train_resnet.py')
+    model.add_argument('--model', required=True,
+                       help='checkpoint prefix (PREFIX-symbol.json, PREFIX-NNNN.params)')
+    model.add_argument('--epoch', type=int, required=True, help='checkpoint number N')
+    return model
+
+
+def add_preprocess_args(parser):
+    pre = parser.add_argument_group(
+        'Preprocessing', 'as in training; explicit flags, then --preset, then the defaults '
+        'of train_resnet.py')
+    pre.add_argument('--preset', choices=sorted(DATASET_PRESETS),
+                     help='dataset preset the model was trained with (default: fashion-mnist '
+                          'for a 1-channel model, none otherwise)')
+    pre.add_argument('--rgb-mean', type=str, help='per-channel mean subtracted in training')
+    pre.add_argument('--rgb-std', type=str, help='per-channel std divided by in training')
+    pre.add_argument('--image-shape', type=str, help='network input shape, "C,H,W"')
+    return pre
+
+
+def load_model(prefix, epoch):
+    """(inference symbol, arg_params, aux_params) of checkpoint `epoch` of `prefix`.
+
+    The inference symbol ends in `softmax` over the logits instead of `SoftmaxOutput`:
+    the same forward output, without the label argument.
+    """
+    symbol_file = '%s-symbol.json' % prefix
+    params_file = '%s-%04d.params' % (prefix, epoch)
+    if not os.path.isfile(symbol_file):
+        raise UsageError('--model %s: no symbol file %s' % (prefix, symbol_file))
+    if not os.path.isfile(params_file):
+        found = sorted(checkpoint.available(prefix))
+        raise UsageError('--epoch %d: no checkpoint %s%s' % (
+            epoch, params_file, ' (checkpoints of %s: %s)' % (prefix, ', '.join(map(str, found)))
+            if found else ''))
+    try:
+        sym = mx.sym.load(symbol_file)
+    except mx.base.MXNetError:
+        raise UsageError('%s cannot be read: not an MXNet symbol file' % symbol_file)
+    try:
+        saved = mx.nd.load(params_file)
+    except mx.base.MXNetError:
+        raise UsageError('checkpoint %s cannot be read: the file is damaged' % params_file)
+    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+    return inference_symbol(sym), arg_params, aux_params
+
+
+def inference_symbol(sym):
+    """`sym` with a SoftmaxOutput head replaced by softmax over the same logits."""
+    head = json.loads(sym.tojson())['nodes'][-1]
+    if head['op'] == 'SoftmaxOutput':
+        return mx.sym.softmax(sym.get_children()[0], axis=1, name=head['name'])
+    return sym
+
+
+def input_channels(arg_params):
+    """Input channels of the first convolution (the stem), from its weight's shape."""
+    weights = [(k, v) for k, v in arg_params.items()
+               if k.endswith('_weight') and len(v.shape) == 4]
+    if not weights:
+        raise UsageError('the checkpoint has no convolution weights: not an image classifier')
+    stem = 'conv0_weight' if 'conv0_weight' in arg_params else sorted(weights)[0][0]
+    return int(arg_params[stem].shape[1])
+
+
+def num_classes(sym, image_shape):
+    _, out_shapes, _ = sym.infer_shape(data=(1,) + tuple(image_shape))
+    return int(out_shapes[0][1])
+
+
+def resolve_preprocess(args, channels):
+    """Fill --preset/--rgb-mean/--rgb-std/--image-shape; returns image_shape (C, H, W)."""
+    if args.preset is None and channels == 1:
+        args.preset = 'fashion-mnist'
+    preset = DATASET_PRESETS.get(args.preset, {})
+    for key in ('rgb_mean', 'rgb_std', 'image_shape'):
+        if getattr(args, key) is None:
+            setattr(args, key, preset.get(key, BASE_DEFAULTS[key]))
+    try:
+        image_shape = tuple(int(v) for v in args.image_shape.split(','))
+    except ValueError:
+        raise UsageError('--image-shape %r: expected "C,H,W"' % args.image_shape)
+    if len(image_shape) != 3 or min(image_shape) <= 0:
+        raise UsageError('--image-shape %r: expected three positive numbers "C,H,W"'
+                         % args.image_shape)
+    if image_shape[0] != channels:
+        raise UsageError('--image-shape %s: the model takes %d-channel images'
+                         % (args.image_shape, channels))
+    args.mean = np.array(_per_channel(args.rgb_mean, channels, '--rgb-mean'), np.float32)
+    args.std = np.array(_per_channel(args.rgb_std, channels, '--rgb-std'), np.float32)
+    return image_shape
+
+
+def val_iter(args, image_shape, path, idx_path='', batch_size=None):
+    """A fresh, unshuffled, unaugmented ImageRecordIter over `path` (one per pass: after a
+    reset its round-robin padding shifts the data)."""
+    idx = default_idx(path, idx_path)
+    count_records(path, idx, flag='--data-val')
+    it_args = argparse.Namespace(rgb_mean=args.rgb_mean, rgb_std=args.rgb_std,
+                                 batch_size=batch_size or args.batch_size,
+                                 data_nthreads=getattr(args, 'data_nthreads', 2))
+    return record_iter(it_args, image_shape, path, idx, train=False)
+
+
+@contextlib.contextmanager
+def subgraph_backend(name):
+    """Set MXNET_SUBGRAPH_BACKEND while binding. MXNet 1.9.1's CPU build applies the MKLDNN
+    subgraph backend to every inference bind unless it is set to NONE."""
+    old = os.environ.get('MXNET_SUBGRAPH_BACKEND')
+    os.environ['MXNET_SUBGRAPH_BACKEND'] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ['MXNET_SUBGRAPH_BACKEND']
+        else:
+            os.environ['MXNET_SUBGRAPH_BACKEND'] = old
+
+
+def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,
+                dtype='float32'):
+    """An inference Module over `sym` with the given parameters; `backend` sets
+    MXNET_SUBGRAPH_BACKEND for the bind (None: MXNet's default)."""
+    mod = mx.mod.Module(sym, data_names=('data',), label_names=None,
+                        context=ctx or mx.cpu())
+    binding = subgraph_backend(backend) if backend else contextlib.nullcontext()
+    with binding:
+        mod.bind([mx.io.DataDesc('data', data_shape, dtype)], for_training=False)
+    mod.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
+    return mod
+
+
+def predict_iter(mod, data_iter):
+    """(probabilities, labels) over a whole iterator, without the last batch's padding."""
+    probs, labels = [], []
+    for batch in data_iter:
+        mod.forward(batch, is_train=False)
+        keep = batch.data[0].shape[0] - (batch.pad or 0)
+        probs.append(mod.get_outputs()[0].asnumpy()[:keep])
+        labels.append(batch.label[0].asnumpy()[:keep])
+    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+
+
+def read_synset(path):
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def default_synset(synset, rec_path=None):
+    """Names from --synset, else from synset.txt beside the .rec, else None."""
+    if synset:
+        if not os.path.isfile(synset):
+            raise UsageError('--synset %s: no such file' % synset)
+        return read_synset(synset)
+    if rec_path:
+        beside = os.path.join(os.path.dirname(os.path.abspath(rec_path)), 'synset.txt')
+        if os.path.isfile(beside):
+            return read_synset(beside)
+    return None

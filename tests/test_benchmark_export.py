@@ -1,0 +1,166 @@
+"""tools/benchmark.py (its pure parts, the GPU branch with num_gpus mocked, one real CPU
+cell) and tools/export.py (Gluon SymbolBlock and ONNX, checked against Module)."""
+import io
+import warnings
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from tools import benchmark, export
+
+
+def bench_args(*argv):
+    return benchmark.build_parser().parse_args(list(argv))
+
+
+def test_benchmark_plan_on_cpu(monkeypatch):
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 0)
+    rows = benchmark.plan(bench_args('--num-layers', '20,56', '--image-shape', '1,28,28',
+                                     '--batch-sizes', '1,64', '--dtypes', 'float32,float16'))
+    assert len(rows) == 2 * 2 * 2
+    assert {r['device'] for r in rows} == {('cpu', 0)}
+    assert rows[0]['modes'] == ('train', 'inference')
+
+
+def test_benchmark_gpu_branch(monkeypatch):
+    """With GPUs present, 'auto' adds GPU 0 after the CPU and cells run on it."""
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 2)
+    assert benchmark.devices('auto') == [('cpu', 0), ('gpu', 0)]
+    assert benchmark.devices('0,1', no_cpu=True) == [('gpu', 0), ('gpu', 1)]
+    assert benchmark.devices('none') == [('cpu', 0)]
+    with pytest.raises(benchmark.UsageError, match='GPUs 0..1'):
+        benchmark.devices('2')
+    seen = []
+
+    def fake_measure(row, mode, warmup, iters, repeats):
+        seen.append((row['device'], row['dtype'], mode))
+        return 123.0
+    out = io.StringIO()
+    rows = benchmark.run(bench_args('--num-layers', '20', '--image-shape', '3,28,28',
+                                    '--dtypes', 'float16', '--mode', 'train'),
+                         out=out, measure_fn=fake_measure)
+    assert seen == [(('cpu', 0), 'float16', 'train'), (('gpu', 0), 'float16', 'train')]
+    table = out.getvalue()
+    assert '| gpu(0) | resnet | 20 | float16 | 32 | 123.0 |' in table
+    assert len(rows) == 2
+    assert benchmark._context(('gpu', 1)) == mx.gpu(1)
+
+
+def test_benchmark_without_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 0)
+    assert benchmark.devices('auto') == [('cpu', 0)]
+    assert benchmark.main(['--gpus', '0']) == 2
+    assert 'this machine has no GPU' in capsys.readouterr().err
+    assert benchmark.main(['--gpus', 'none', '--no-cpu']) == 2
+    assert benchmark.main(['--num-layers', '21', '--image-shape', '3,28,28']) == 2
+    assert benchmark.main(['--dtypes', 'int8']) == 2
+    assert benchmark.main(['--batch-sizes', '0']) == 2
+
+
+def test_format_table():
+    rows = [dict(device=('cpu', 0), network='resnet', layers=20, dtype='float32', batch=8,
+                 train=10.0, inference=20.25),
+            dict(device=('cpu', 0), network='resnet', layers=20, dtype='float16', batch=8,
+                 train=benchmark.CPU_FLOAT16, inference=benchmark.CPU_FLOAT16)]
+    lines = benchmark.format_table(rows).split('\n')
+    assert lines[0] == '| device | network | layers | dtype | batch | train img/s | ' \
+                       'inference img/s |'
+    assert lines[2] == '| cpu(0) | resnet | 20 | float32 | 8 | 10.0 | 20.2 |'
+    assert 'no float16 GEMM on CPU' in lines[3]
+
+
+def test_benchmark_measures_on_cpu(monkeypatch, capsys):
+    """A real run: numbers for float32, the float16 cells say why there are none."""
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 0)
+    rc = benchmark.main(['--num-layers', '8', '--network', 'resnet-v1',
+                         '--image-shape', '1,28,28', '--num-classes', '10',
+                         '--batch-sizes', '2', '--dtypes', 'float32,float16',
+                         '--warmup', '1', '--iters', '1', '--repeats', '1'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    float32, float16 = out.strip().split('\n')[2:]
+    train, infer = [float(c) for c in float32.strip('| ').split(' | ')[5:]]
+    assert train > 0 and infer > 0
+    assert float16.count(benchmark.CPU_FLOAT16) == 2
+
+
+def module_forward(prefix, epoch, x):
+    """The checkpoint's training graph (SoftmaxOutput) run by Module on x."""
+    sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
+    mod = mx.mod.Module(sym, context=mx.cpu())
+    mod.bind([('data', x.shape)], [('softmax_label', (x.shape[0],))], for_training=False)
+    mod.set_params(arg_params, aux_params)
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.zeros((x.shape[0],))]),
+                is_train=False)
+    return mod.get_outputs()[0].asnumpy()
+
+
+@pytest.fixture(scope='module')
+def images():
+    return np.random.RandomState(0).uniform(-2, 2, (5, 1, 28, 28)).astype(np.float32)
+
+
+def test_symbolblock_matches_module(tiny_checkpoint, images):
+    prefix, epoch = tiny_checkpoint
+    block = export.gluon_block(prefix, epoch)
+    assert isinstance(block, mx.gluon.SymbolBlock)
+    expected = module_forward(prefix, epoch, images)
+    np.testing.assert_allclose(block(mx.nd.array(images)).asnumpy(), expected, atol=1e-6)
+
+
+def test_gluon_export_imports(tiny_checkpoint, images, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    out = str(tmp_path / 'gluon' / 'r20')
+    assert export.main(['--model', prefix, '--epoch', str(epoch), '--format', 'gluon',
+                        '-o', out]) == 0
+    block = mx.gluon.SymbolBlock.imports(out + '-symbol.json', ['data'], out + '-0000.params')
+    np.testing.assert_allclose(block(mx.nd.array(images)).asnumpy(),
+                               module_forward(prefix, epoch, images), atol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def onnx_file(tiny_checkpoint, tmp_path_factory):
+    pytest.importorskip('onnx', reason='the onnx extra is not installed: '
+                                       'pip install -e ".[onnx]"')
+    prefix, epoch = tiny_checkpoint
+    path = str(tmp_path_factory.mktemp('onnx') / 'r20.onnx')
+    assert export.main(['--model', prefix, '--epoch', str(epoch), '-o', path]) == 0
+    return path
+
+
+def test_onnx_graph(onnx_file):
+    import onnx
+    model = onnx.load(onnx_file)
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ['data']
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [1, 28, 28] and not dims[0].dim_value
+    assert [o.name for o in model.graph.output] == ['softmax']
+
+
+def test_onnxruntime_matches_mxnet(tiny_checkpoint, onnx_file, images):
+    """ONNX Runtime's output equals Module's within 1e-4. Without ONNX Runtime (its wheels
+    declare numpy>=1.24: it needs pip install --no-deps onnxruntime==1.16.3), onnx's own
+    reference evaluator is checked instead, on one image (it takes ~20 s), with a warning."""
+    prefix, epoch = tiny_checkpoint
+    try:
+        import onnxruntime
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+        warnings.warn('ONNX Runtime is not installed (pip install --no-deps '
+                      'onnxruntime==1.16.3): checked onnx.reference.ReferenceEvaluator instead')
+        got = ReferenceEvaluator(onnx_file).run(None, {'data': images[:1]})[0]
+        np.testing.assert_allclose(got, module_forward(prefix, epoch, images[:1]), atol=1e-4)
+        return
+    session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    for batch in (1, 5):  # the batch dimension is dynamic
+        got = session.run(None, {'data': images[:batch]})[0]
+        np.testing.assert_allclose(got, module_forward(prefix, epoch, images[:batch]),
+                                   atol=1e-4)
+
+
+def test_export_errors(tmp_path, capsys):
+    assert export.main(['--model', str(tmp_path / 'none'), '--epoch', '1']) == 2
+    err = capsys.readouterr().err
+    assert 'no symbol file' in err and 'Traceback' not in err

@@ -1,0 +1,225 @@
+"""tools/score.py, tools/predict.py and tools/quantize.py on a briefly trained ResNet-20."""
+import json
+import os
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from common import inference
+from tools import predict, quantize, score
+
+VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
+VAL_IDX = os.path.join(ROOT, 'data', 'fashion-mnist-val.idx')
+
+
+def module_outputs(prefix, epoch, batch_size=50):
+    """(probabilities, labels) of the checkpoint's own training graph (SoftmaxOutput) run by
+    Module over a fresh validation iterator with the fashion-mnist preset."""
+    sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
+    it = mx.io.ImageRecordIter(path_imgrec=VAL_REC, path_imgidx=VAL_IDX, data_shape=(1, 28, 28),
+                               batch_size=batch_size, mean_r=72.94, std_r=90.02,
+                               round_batch=True, preprocess_threads=1)
+    mod = mx.mod.Module(sym, context=mx.cpu())
+    mod.bind(it.provide_data, it.provide_label, for_training=False)
+    mod.set_params(arg_params, aux_params)
+    probs, labels = [], []
+    for batch in it:
+        mod.forward(batch, is_train=False)
+        keep = batch_size - batch.pad
+        probs.append(mod.get_outputs()[0].asnumpy()[:keep])
+        labels.append(batch.label[0].asnumpy()[:keep].astype(int))
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+@pytest.fixture(scope='module')
+def scored(tiny_checkpoint, tmp_path_factory):
+    prefix, epoch = tiny_checkpoint
+    out = tmp_path_factory.mktemp('score')
+    # batch 64 does not divide the 500 validation images: the last batch is padded
+    args = score.build_parser().parse_args([
+        '--model', prefix, '--epoch', str(epoch), '--data-val', VAL_REC, '--batch-size', '64',
+        '--confusion', str(out / 'confusion.png'), '--data-nthreads', '1'])
+    return score.score(args), module_outputs(prefix, epoch)
+
+
+def test_score_top1_matches_module(scored):
+    result, (probs, labels) = scored
+    assert result['images'] == len(labels)
+    assert result['top1'] == pytest.approx(float((probs.argmax(1) == labels).mean()), abs=1e-9)
+    top5 = (np.argsort(-probs, axis=1)[:, :5] == labels[:, None]).any(axis=1).mean()
+    assert result['k'] == 5 and result['topk'] == pytest.approx(float(top5), abs=1e-9)
+    assert result['topk'] >= result['top1']
+
+
+def test_score_per_class_and_confusion(scored):
+    result, (probs, labels) = scored
+    counts = np.array(result['counts'])
+    assert counts.tolist() == np.bincount(labels, minlength=10).tolist()
+    weighted = np.nansum(np.array(result['per_class']) * counts) / counts.sum()
+    assert weighted == pytest.approx(result['top1'], abs=1e-9)
+    matrix = np.array(result['confusion'])
+    assert matrix.sum() == result['images']
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(result['top1'], abs=1e-9)
+    with open(result['confusion_png'], 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_score_cli_report(tiny_checkpoint, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    rc = score.main(['--model', prefix, '--epoch', str(epoch), '--data-val', VAL_REC,
+                     '--top-k', '20', '--synset', str(write_synset(tmp_path)),
+                     '--confusion', str(tmp_path / 'c.png'), '--json', str(tmp_path / 'r.json')])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert 'top-10:' in out and 'Ankle boot' in out  # k capped at the classes; names shown
+    with open(tmp_path / 'r.json') as f:
+        assert json.load(f)['k'] == 10
+
+
+def write_synset(tmp_path):
+    path = tmp_path / 'synset.txt'
+    path.write_text('\n'.join(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+                               'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']) + '\n')
+    return path
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    lines = err.strip().split('\n')
+    assert len(lines) == 1 and ': error: ' in lines[0], err
+    return lines[0]
+
+
+@pytest.mark.parametrize('change, expected', [
+    ({'--epoch': '7'}, 'no checkpoint'),
+    ({'--model': '/nonexistent/model'}, 'no symbol file'),
+    ({'--data-val': '/nonexistent.rec'}, 'no such file'),
+    ({'--image-shape': '3,28,28'}, '1-channel'),
+    ({'--rgb-mean': 'a,b'}, 'comma-separated numbers'),
+])
+def test_score_errors(tiny_checkpoint, tmp_path, capsys, change, expected):
+    prefix, epoch = tiny_checkpoint
+    argv = {'--model': prefix, '--epoch': str(epoch), '--data-val': VAL_REC,
+            '--confusion': str(tmp_path / 'c.png')}
+    argv.update(change)
+    assert score.main([x for kv in argv.items() for x in kv]) == 2
+    assert expected in one_line_error(capsys)
+
+
+def test_score_truncated_rec(tiny_checkpoint, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    rec = tmp_path / 'cut.rec'
+    with open(VAL_REC, 'rb') as f:
+        rec.write_bytes(f.read()[:5000])
+    assert score.main(['--model', prefix, '--epoch', str(epoch), '--data-val', str(rec)]) == 2
+    assert 'truncated' in one_line_error(capsys)
+
+
+def write_pngs(directory, count):
+    """The first `count` validation images as PNG files (decoded from the .rec)."""
+    record = mx.recordio.MXIndexedRecordIO(VAL_IDX, VAL_REC, 'r')
+    paths = []
+    for i in range(count):
+        _, img = mx.recordio.unpack_img(record.read_idx(record.keys[i]), cv2.IMREAD_UNCHANGED)
+        path = str(directory / ('img%d.png' % i))
+        cv2.imwrite(path, img)
+        paths.append(path)
+    record.close()
+    return paths
+
+
+def test_predict_matches_module(tiny_checkpoint, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    paths = write_pngs(tmp_path, 8)
+    rc = predict.main(paths + ['--model', prefix, '--epoch', str(epoch), '--json',
+                               '--top-k', '3'])
+    assert rc == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().split('\n')]
+    probs, _ = module_outputs(prefix, epoch, batch_size=8)
+    assert [line['image'] for line in lines] == paths
+    for line, p in zip(lines, probs[:8]):
+        assert line['top'][0]['class'] == int(p.argmax())
+        assert [t['probability'] for t in line['top']] == pytest.approx(
+            sorted(p, reverse=True)[:3], abs=1e-5)
+
+
+def test_predict_preprocessing_is_training_s(tiny_checkpoint, tmp_path):
+    """load_image gives exactly the iterator's array for a 28x28 image, and resizes/crops
+    larger ones to the input size."""
+    paths = write_pngs(tmp_path, 2)
+    it = mx.io.ImageRecordIter(path_imgrec=VAL_REC, path_imgidx=VAL_IDX, data_shape=(1, 28, 28),
+                               batch_size=2, mean_r=72.94, std_r=90.02, preprocess_threads=1)
+    expected = it.next().data[0].asnumpy()
+    mean, std = np.array([72.94], np.float32), np.array([90.02], np.float32)
+    for path, want in zip(paths, expected):
+        got = predict.load_image(path, (1, 28, 28), mean, std)
+        assert np.abs(got - want).max() < 1e-5
+    big = str(tmp_path / 'big.png')
+    cv2.imwrite(big, np.zeros((70, 56), np.uint8))
+    assert predict.load_image(big, (1, 28, 28), mean, std).shape == (1, 28, 28)
+    small = str(tmp_path / 'small.png')
+    cv2.imwrite(small, np.zeros((10, 12), np.uint8))
+    assert predict.load_image(small, (1, 28, 28), mean, std).shape == (1, 28, 28)
+
+
+def test_predict_bad_file_among_good_ones(tiny_checkpoint, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    good = write_pngs(tmp_path, 2)
+    bad = tmp_path / 'bad.png'
+    bad.write_bytes(b'\x89PNG but not really an image')
+    rc = predict.main([good[0], str(bad), str(tmp_path / 'missing.png'), good[1],
+                       '--model', prefix, '--epoch', str(epoch)])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert 'Traceback' not in captured.err
+    errors = captured.err.strip().split('\n')
+    assert len(errors) == 2
+    assert 'bad.png: cannot decode' in errors[0] and 'missing.png: no such file' in errors[1]
+    out = captured.out.strip().split('\n')
+    assert [line.split(':')[0] for line in out] == good
+
+
+def test_predict_missing_model(tmp_path, capsys):
+    path = write_pngs(tmp_path, 1)
+    assert predict.main(path + ['--model', str(tmp_path / 'none'), '--epoch', '1']) == 2
+    assert 'no symbol file' in one_line_error(capsys)
+
+
+def test_predict_wrong_synset(tiny_checkpoint, tmp_path, capsys):
+    prefix, epoch = tiny_checkpoint
+    synset = tmp_path / 'three.txt'
+    synset.write_text('a\nb\nc\n')
+    path = write_pngs(tmp_path, 1)
+    assert predict.main(path + ['--model', prefix, '--epoch', str(epoch),
+                                '--synset', str(synset)]) == 2
+    assert 'has 3 names but the model has 10 classes' in one_line_error(capsys)
+
+
+def test_quantize_versions(tiny_checkpoint, tmp_path):
+    """The fused graph scores exactly as the plain one; INT8 is built, calibrated on the
+    training .rec, timed, scored and saved loadable."""
+    prefix, epoch = tiny_checkpoint
+    args = quantize.build_parser().parse_args([
+        '--model', prefix, '--epoch', str(epoch), '--batch-sizes', '2', '--rounds', '1',
+        '--min-time', '0.01', '--calib-batches', '1', '--save', str(tmp_path / 'int8')])
+    result = quantize.run(args)
+    (size, rates), = result['rows']
+    assert size == 2 and set(rates) == {'plain', 'fused', 'int8'}
+    assert all(r > 0 for r in rates.values())
+    accuracy = result['accuracy']
+    assert accuracy['plain'][1] == 500
+    assert accuracy['fused'][0] == pytest.approx(accuracy['plain'][0], abs=0.005)
+    assert 0 <= accuracy['int8'][0] <= 1
+    qsym, qargs, qaux = mx.model.load_checkpoint(str(tmp_path / 'int8'), 0)
+    assert any('quantize' in n['op'] for n in json.loads(qsym.tojson())['nodes'])
+
+
+def test_inference_symbol_drops_the_label(tiny_checkpoint):
+    prefix, epoch = tiny_checkpoint
+    sym, _, _ = inference.load_model(prefix, epoch)
+    assert 'softmax_label' not in sym.list_arguments()
+    assert sym.list_outputs() == ['softmax_output']

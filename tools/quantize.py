@@ -1,0 +1,250 @@
+"""Fast CPU inference: the plain float32 graph, the MKLDNN-fused graph and INT8.
+
+    python tools/quantize.py --model runs/resnet-20/model --epoch 4 --batch-sizes 1,64
+    python tools/quantize.py --network resnet --num-layers 50 --image-shape 3,224,224 \\
+        --num-classes 1000 --batch-sizes 1,64          # random weights: speed only
+
+Three versions of one network, each bound for inference on the CPU:
+- plain: the checkpoint's graph as saved, bound with MXNET_SUBGRAPH_BACKEND=NONE (MXNet
+  1.9.1's CPU build otherwise applies the MKLDNN subgraph backend to every inference bind);
+- fused: `sym.optimize_for('MKLDNN', args, aux, ctx=mx.cpu())`, MKLDNN's subgraph fusion
+  (convolution + BatchNorm + ReLU + add), bound with NONE so that nothing else is applied;
+- int8: `mxnet.contrib.quantization.quantize_model_mkldnn` (fusion, quantization, and the
+  quantized graph's fusion), with `--calib-mode` calibration on `--calib-batches` batches of
+  `--data-calib` (the bundled training .rec), read with the validation preprocessing.
+Images/s: forward passes of one batch held in memory, `--rounds` rounds that alternate the
+three versions, the median of the rounds. With `--data-val` (default: the bundled validation
+set for a 1-channel model) top-1 of each version over the whole .rec. `--save PREFIX` writes
+the INT8 model as PREFIX-symbol.json and PREFIX-0000.params.
+"""
+import argparse
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+if not __package__:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import mxnet as mx  # noqa: E402
+
+import symbols  # noqa: E402
+from common import UsageError  # noqa: E402
+from common import inference  # noqa: E402
+from common.data import BUNDLED_DATA  # noqa: E402
+
+VERSIONS = ('plain', 'fused', 'int8')
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group('Model', 'a checkpoint, or a network with random weights')
+    model.add_argument('--model', help='checkpoint prefix')
+    model.add_argument('--epoch', type=int, help='checkpoint number')
+    model.add_argument('--network', default='resnet', help='without --model: the network')
+    model.add_argument('--num-layers', type=int, default=50, help='without --model: its depth')
+    model.add_argument('--num-classes', type=int, default=1000,
+                       help='without --model: classes')
+    inference.add_preprocess_args(parser)
+    parser.add_argument('--batch-sizes', default='1,64', help='batch sizes to time')
+    parser.add_argument('--rounds', type=int, default=5, help='alternating timing rounds')
+    parser.add_argument('--min-time', type=float, default=1.0,
+                        help='seconds of forward passes per version per round')
+    parser.add_argument('--calib-mode', choices=('naive', 'entropy', 'none'), default='naive',
+                        help='INT8 calibration: min/max, KL-divergence thresholds, or none')
+    parser.add_argument('--calib-batches', type=int, default=5, help='calibration batches')
+    parser.add_argument('--calib-batch-size', type=int, default=64)
+    parser.add_argument('--data-calib', help='calibration .rec (default: the bundled '
+                        'training set; random data without --model)')
+    parser.add_argument('--data-val', help='score every version on this .rec (default: the '
+                        'bundled validation set for a 1-channel checkpoint)')
+    parser.add_argument('--quantized-dtype', choices=('auto', 'int8', 'uint8'), default='auto')
+    parser.add_argument('--exclude', default='',
+                        help='comma-separated layer names to keep in float32')
+    parser.add_argument('--save', help='write the INT8 model under this prefix')
+    parser.add_argument('--data-nthreads', type=int, default=2)
+    return parser
+
+
+def parse_batch_sizes(text):
+    try:
+        sizes = [int(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        raise UsageError('--batch-sizes %r: expected numbers such as "1,64"' % text)
+    if not sizes or min(sizes) <= 0:
+        raise UsageError('--batch-sizes %r: expected positive numbers' % text)
+    return sizes
+
+
+def load(args):
+    """(sym, arg_params, aux_params, image_shape, trained)."""
+    if args.model:
+        if args.epoch is None:
+            raise UsageError('--model needs --epoch')
+        sym, arg_params, aux_params = inference.load_model(args.model, args.epoch)
+        image_shape = inference.resolve_preprocess(args, inference.input_channels(arg_params))
+        return sym, arg_params, aux_params, image_shape, True
+    if args.image_shape is None:
+        args.image_shape = '3,224,224'
+    try:
+        sym = symbols.get_symbol(args.network, num_classes=args.num_classes,
+                                 num_layers=args.num_layers, image_shape=args.image_shape)
+    except ValueError as err:
+        raise UsageError(str(err))
+    sym = inference.inference_symbol(sym)
+    channels = int(args.image_shape.split(',')[0])
+    image_shape = inference.resolve_preprocess(args, channels)
+    exe = sym.simple_bind(mx.cpu(), data=(1,) + image_shape, grad_req='null')
+    init = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+    mx.random.seed(0)
+    attrs = sym.attr_dict()
+    arg_params, aux_params = {}, {}
+    for name, arr in exe.arg_dict.items():
+        if name != 'data':
+            init(mx.init.InitDesc(name, attrs.get(name)), arr)
+            arg_params[name] = arr.copy()
+    for name, arr in exe.aux_dict.items():
+        init(mx.init.InitDesc(name, attrs.get(name)), arr)
+        aux_params[name] = arr.copy()
+    return sym, arg_params, aux_params, image_shape, False
+
+
+def calibration_data(args, image_shape, trained):
+    """An iterator over the calibration images (data only)."""
+    batches = []
+    size = args.calib_batch_size
+    path = args.data_calib or (BUNDLED_DATA['data_train'] if trained else None)
+    if path:
+        it = inference.val_iter(args, image_shape, path, batch_size=size)
+        for batch in it:
+            batches.append(batch.data[0].asnumpy())
+            if len(batches) >= args.calib_batches:
+                break
+    else:
+        rng = np.random.RandomState(0)
+        batches = [rng.uniform(-2, 2, (size,) + image_shape).astype(np.float32)
+                   for _ in range(args.calib_batches)]
+    data = np.concatenate(batches)
+    return mx.io.NDArrayIter(data, batch_size=size, label_name=None, data_name='data'), len(data)
+
+
+def build_versions(args, sym, arg_params, aux_params, image_shape, trained):
+    """{'plain'|'fused'|'int8': (symbol, arg_params, aux_params)}."""
+    fused = sym.optimize_for('MKLDNN', dict(arg_params), dict(aux_params), ctx=mx.cpu(),
+                             shape_dict={'data': (1,) + image_shape})
+    from mxnet.contrib import quantization
+    calib, examples = calibration_data(args, image_shape, trained)
+    excluded = [n for n in args.exclude.split(',') if n.strip()]
+    qsym, qargs, qaux = quantization.quantize_model_mkldnn(
+        sym, dict(arg_params), dict(aux_params), data_names=('data',), label_names=(),
+        ctx=mx.cpu(), excluded_sym_names=excluded, calib_mode=args.calib_mode,
+        calib_data=calib if args.calib_mode != 'none' else None,
+        num_calib_examples=examples, quantized_dtype=args.quantized_dtype,
+        quantize_mode='smart', logger=None)
+    return {'plain': (sym, arg_params, aux_params), 'fused': (fused, arg_params, aux_params),
+            'int8': (qsym, qargs, qaux)}
+
+
+def bind(version, batch_size, image_shape):
+    sym, arg_params, aux_params = version
+    return inference.bind_module(sym, arg_params, aux_params, (batch_size,) + image_shape,
+                                 backend='NONE')
+
+
+def time_versions(versions, batch_size, image_shape, rounds, min_time):
+    """{name: median images/s} over `rounds` rounds that alternate the versions."""
+    rng = np.random.RandomState(1)
+    batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-2, 2, (batch_size,) + image_shape))])
+    mods = {name: bind(v, batch_size, image_shape) for name, v in versions.items()}
+    iters = {}
+    for name, mod in mods.items():
+        for _ in range(2):  # warm-up: MKLDNN primitives are created on the first passes
+            mod.forward(batch, is_train=False)
+            mod.get_outputs()[0].wait_to_read()
+        start = time.perf_counter()
+        mod.forward(batch, is_train=False)
+        mod.get_outputs()[0].wait_to_read()
+        iters[name] = max(1, int(math.ceil(min_time / (time.perf_counter() - start))))
+    rates = {name: [] for name in mods}
+    for r in range(rounds):
+        names = list(mods) if r % 2 == 0 else list(reversed(list(mods)))
+        for name in names:
+            mod = mods[name]
+            start = time.perf_counter()
+            for _ in range(iters[name]):
+                mod.forward(batch, is_train=False)
+                mod.get_outputs()[0].wait_to_read()
+            rates[name].append(iters[name] * batch_size / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def top1(version, args, image_shape, path):
+    mod = bind(version, 64, image_shape)
+    probs, labels = inference.predict_iter(
+        mod, inference.val_iter(args, image_shape, path, batch_size=64))
+    return float((probs.argmax(axis=1) == labels).mean()), len(labels)
+
+
+def run(args, out=None):
+    out = out or sys.stdout
+    sizes = parse_batch_sizes(args.batch_sizes)
+    sym, arg_params, aux_params, image_shape, trained = load(args)
+    data_val = args.data_val
+    if data_val is None and trained and image_shape[0] == 1:
+        data_val = BUNDLED_DATA['data_val']
+    if data_val and not os.path.isfile(data_val):
+        raise UsageError('--data-val %s: no such file' % data_val)
+    versions = build_versions(args, sym, arg_params, aux_params, image_shape, trained)
+    if args.save:
+        qsym, qargs, qaux = versions['int8']
+        mx.model.save_checkpoint(args.save, 0, qsym, qargs, qaux)
+    rows = []
+    for size in sizes:
+        rates = time_versions(versions, size, image_shape, args.rounds, args.min_time)
+        rows.append((size, rates))
+    accuracy = {}
+    if data_val:
+        for name, version in versions.items():
+            accuracy[name] = top1(version, args, image_shape, data_val)
+    name = ('%s-%d' % (os.path.basename(args.model), args.epoch) if args.model else
+            '%s-%d (random weights)' % (args.network, args.num_layers))
+    print('%s, input %s, calibration %s on %d batches of %d' % (
+        name, ','.join(map(str, image_shape)), args.calib_mode, args.calib_batches,
+        args.calib_batch_size), file=out)
+    print('| batch | plain img/s | fused img/s | fused/plain | int8 img/s | int8/plain |',
+          file=out)
+    print('| --- | --- | --- | --- | --- | --- |', file=out)
+    for size, rates in rows:
+        print('| %d | %.1f | %.1f | %.2fx | %.1f | %.2fx |' % (
+            size, rates['plain'], rates['fused'], rates['fused'] / rates['plain'],
+            rates['int8'], rates['int8'] / rates['plain']), file=out)
+    if accuracy:
+        print('top-1 on %s (%d images): %s' % (
+            data_val, accuracy['plain'][1], ', '.join(
+                '%s %.2f%%' % (n, 100 * accuracy[n][0]) for n in VERSIONS)), file=out)
+    return {'rows': rows, 'accuracy': accuracy}
+
+
+def main(argv=None):
+    prog = os.path.basename(sys.argv[0])
+    logging.getLogger().setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except UsageError as err:
+        print('%s: error: %s' % (prog, err), file=sys.stderr)
+        return 2
+    except mx.base.MXNetError as err:
+        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
