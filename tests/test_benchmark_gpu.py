@@ -4,6 +4,9 @@ import argparse
 import json
 import math
 import os
+import re
+import subprocess
+import sys
 import types
 
 import mxnet as mx
@@ -172,3 +175,41 @@ def test_main_runs_each_side_and_writes_json(monkeypatch, tmp_path, capsys):
     assert calls == [('torch', 64, 'float16')]
     with pytest.raises(SystemExit):
         bench.main(['--iters', '0'])
+
+
+def test_a_broken_scipy_is_hidden_from_mxnet(tmp_path):
+    """The GPU machine's scipy (built for numpy 2) fails under numpy 1.x with an
+    AttributeError, which mxnet's `import scipy.sparse` guard does not catch."""
+    broken = tmp_path / 'scipy'
+    broken.mkdir()
+    (broken / '__init__.py').write_text("raise AttributeError(\"module 'numpy' has no "
+                                        "attribute 'long'\")\n")
+    code = ('import sys\n'
+            'from tools import benchmark_gpu as b\n'
+            'assert b.hide_broken_scipy() is True and b.hide_broken_scipy() is True\n'
+            'try:\n    import scipy.sparse\nexcept ImportError:\n    pass\n'
+            'else:\n    raise SystemExit("scipy still importable")\n'
+            'import mxnet\nprint("mxnet", mxnet.__version__)\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    proc = subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'mxnet 1.9.1' in proc.stdout
+
+
+def test_a_working_or_absent_scipy_is_left_alone():
+    assert bench.hide_broken_scipy() is False
+    assert 'scipy' not in sys.modules or sys.modules['scipy'] is not None
+
+
+def test_gpu_check_reports_each_step_without_a_gpu(capsys):
+    from tools import gpu_check
+    assert gpu_check.main(['import']) == 0
+    out = capsys.readouterr().out
+    assert 'OK   import mxnet' in out and 'num_gpus=0' in out
+    # On a machine without a GPU build the GPU steps fail, each reported, none raising.
+    assert gpu_check.main(['alloc', 'conv']) == 1
+    out = capsys.readouterr().out
+    assert re.search(r'FAIL allocate on gpu\(0\) +MXNetError', out)
+    assert 'FAIL Convolution (cuDNN)' in out
+    assert gpu_check.main(['bogus']) == 2

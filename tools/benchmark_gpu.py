@@ -45,6 +45,25 @@ def restore_numpy_aliases(numpy_module):
     return restored
 
 
+def hide_broken_scipy():
+    """mxnet imports scipy.sparse if it can, and skips it only on ImportError. A scipy built
+    for numpy 2 (the GPU machine's) fails under the numpy 1.x mxnet needs with other errors
+    (AttributeError: numpy has no attribute 'long'); make it look absent instead.
+    Returns True when it was hidden."""
+    if sys.modules.get('scipy', False) is None:
+        return True
+    try:
+        import scipy.sparse  # noqa: F401  pylint: disable=unused-import
+    except ImportError:
+        return False
+    except Exception:  # pylint: disable=broad-except
+        for name in [n for n in sys.modules if n == 'scipy' or n.startswith('scipy.')]:
+            del sys.modules[name]
+        sys.modules['scipy'] = None  # `import scipy...` now raises ImportError
+        return True
+    return False
+
+
 def int_list(text):
     try:
         values = [int(v) for v in text.split(',')]
@@ -173,6 +192,7 @@ def child_ours(argv):
     """Run train_resnet.main in this process, after the numpy aliases mxnet needs."""
     import numpy
     restore_numpy_aliases(numpy)
+    hide_broken_scipy()
     sys.path.insert(0, ROOT)
     import train_resnet
     return train_resnet.main(argv)
