@@ -104,6 +104,16 @@ def run(argv=None):
     return trainer
 
 
+def mxnet_error_summary(err):
+    """The line of an MXNetError that says what failed (its first line is a bare
+    'Traceback (most recent call last):' in MXNet 1.9.1)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if 'Error' in line or 'Check failed' in line:
+            return line
+    return lines[-1] if lines else 'unknown error'
+
+
 def main(argv=None):
     # Progress goes to stdout; stderr is kept for errors.
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', stream=sys.stdout)
@@ -118,8 +128,7 @@ def main(argv=None):
               file=sys.stderr)
         return 3
     except mx.base.MXNetError as err:
-        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
-              file=sys.stderr)
+        print('%s: error: MXNet failed: %s' % (prog, mxnet_error_summary(err)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print('%s: interrupted' % prog, file=sys.stderr)
