@@ -13,10 +13,12 @@ import logging
 import os
 import sys
 
-import mxnet as mx
+from common import UsageError, use_all_cores
+use_all_cores()  # before MXNet loads
 
-import symbols
-from common import UsageError
+import mxnet as mx  # noqa: E402  pylint: disable=wrong-import-position
+
+import symbols  # noqa: E402  pylint: disable=wrong-import-position
 from common.data import add_data_args, add_data_aug_args, apply_presets
 from common.fit import NonFinite, Trainer, add_fit_args, test_io
 from symbols.blocks import parse_image_shape

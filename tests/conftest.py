@@ -4,13 +4,17 @@ import json
 import os
 import sys
 
-import mxnet as mx
-import numpy as np
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from common import use_all_cores  # noqa: E402
+use_all_cores()  # as train_resnet.py does, so in-process and CLI runs compute alike
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 GOLDEN_DIR = os.path.join(ROOT, 'tests', 'golden')
 

@@ -23,6 +23,8 @@ import time
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import use_all_cores  # noqa: E402  pylint: disable=wrong-import-position
+
 CONTENDERS = ('mxnet-module', 'gluoncv', 'torch-eager', 'torch-channels-last', 'torch-compile')
 IMAGE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -41,8 +43,8 @@ def time_steps(step, warmup, iters, sync):
 
 
 def bench_mxnet_module(depth, batch_size, warmup, iters):
+    import train_resnet  # sets MXNet's thread count before MXNet loads
     import mxnet as mx
-    import train_resnet
     from common.fit import Trainer
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
             '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
@@ -192,6 +194,8 @@ def main(argv=None):
     parser.add_argument('--worker', choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
+        # Both MXNet contenders get MXNet's thread lever, as train_resnet.py sets it.
+        use_all_cores()
         seconds = run_one(args.worker, args.depths[0], args.batch_size, args.warmup, args.iters)
         print(json.dumps({'seconds': seconds}))
         return 0
