@@ -38,7 +38,7 @@ EPOCHS = 30
 
 def train_command(name, epochs=EPOCHS, extra=()):
     network, depth = RUNS[name]
-    steps = '%d,%d' % (epochs // 2, epochs * 3 // 4)
+    steps = '%d,%d' % (epochs // 2, -(-3 * epochs // 4))
     command = [sys.executable, os.path.join(ROOT, 'train_resnet.py'),
                '--network', network, '--num-layers', str(depth),
                '--data-train', DATA + '-train.rec', '--data-val', DATA + '-test.rec',
@@ -118,14 +118,16 @@ def main(argv=None):
     train.add_argument('name', choices=sorted(RUNS))
     train.add_argument('--epochs', type=int, default=EPOCHS)
     train.add_argument('--print', action='store_true', help='print the command only')
-    train.add_argument('extra', nargs=argparse.REMAINDER, help='more train_resnet.py flags')
     sub.add_parser('report', help='print the results table and draw the curves')
-    args = parser.parse_args(argv)
+    # flags this script does not know go to train_resnet.py (e.g. --load-epoch 10)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != 'train':
+        parser.error('unrecognized arguments: %s' % ' '.join(extra))
     if args.command == 'pack':
         return pack()
     if args.command == 'report':
         return report()
-    command = train_command(args.name, args.epochs, args.extra)
+    command = train_command(args.name, args.epochs, extra)
     if args.print:
         print(' '.join(command))
         return 0

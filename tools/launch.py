@@ -322,6 +322,10 @@ def install_hooks(mods, args, supervisor):
         host = os.environ.get('DMLC_PS_ROOT_URI') or '127.0.0.1'
         mods.tracker.get_host_ip = lambda host_ip=None: host
         os.environ.setdefault('DMLC_NODE_HOST', '127.0.0.1')
+        # The workers share this machine's cores: without this each would start one OpenMP
+        # thread per core (train_resnet.py's default) and they would oversubscribe them.
+        os.environ.setdefault('OMP_NUM_THREADS',
+                              str(max(1, len(os.sched_getaffinity(0)) // args.num_workers)))
     # ssh and mpi pass the environment on their command lines: add --env/--env-* there.
     get_env = ssh.get_env
     ssh.get_env = lambda envs: get_env(dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
