@@ -24,7 +24,7 @@ ROOT = os.path.dirname(HERE)
 SOURCE = '/usr/share/datasets/fashion-mnist'
 DATA = os.path.join(HERE, 'data', 'fashion-mnist')
 RUNS_DIR = os.path.join(HERE, 'runs')
-RESULTS = os.path.join(ROOT, 'docs', 'RESULTS.md')
+DOCS = os.path.join(ROOT, 'docs')
 
 # name -> (network, depth); option A shortcuts for the residual nets, as in the paper.
 RUNS = {
@@ -90,11 +90,12 @@ def report():
             name, last['epoch'], 100 * (1 - last['val_top1']),
             100 * (1 - max(r['val_top1'] for r in epochs)), 100 * (1 - last['train_top1']),
             sum_wall(epochs) / 60, sorted(r['images_per_sec'] for r in epochs)[len(epochs) // 2]))
+    os.makedirs(DOCS, exist_ok=True)
     for depth in (20, 56):
         names = [n for n in ('plain-%d' % depth, 'resnet-%d' % depth) if n in done]
         if names:
             plot([os.path.join(RUNS_DIR, n, 'model-log.jsonl') for n in names], names,
-                 os.path.join(ROOT, 'docs', 'fashion-mnist-%d.png' % depth),
+                 os.path.join(DOCS, 'fashion-mnist-%d.png' % depth),
                  'Fashion-MNIST, %d layers' % depth)
     print('\n'.join(rows))
     return 0
