@@ -9,7 +9,7 @@ _COMMON = ('conv_workspace', 'dtype', 'bn_mom', 'memonger')
 
 # name -> (get_symbol, the options that network takes besides the common three)
 _REGISTRY = {
-    'resnet': (resnet.get_symbol, _COMMON),
+    'resnet': (resnet.get_symbol, _COMMON + ('act_type',)),
     'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type')),
     'plain': (resnet_v1.get_plain_symbol, _COMMON + ('act_type',)),
     'resnext': (resnext.get_symbol, _COMMON + ('num_group', 'bottleneck_width', 'act_type')),

@@ -9,17 +9,17 @@ bottleneck is 0.25 of the unit's width; projection shortcuts (`<name>_sc`) are
 import mxnet as mx
 
 from . import blocks
-from .blocks import (check_common_args, classifier, input_layer, mark_mirror_stage,
+from .blocks import (activation, check_common_args, classifier, input_layer, mark_mirror_stage,
                      parse_image_shape, residual_stages, stem)
 
 # The reference picks the CIFAR depths for inputs up to this height, the ImageNet ones above.
 CIFAR_MAX_HEIGHT = 28
 
 
-def _bn_relu(data, name, suffix, bn_mom):
+def _bn_relu(data, name, suffix, bn_mom, act_type='relu'):
     bn = mx.sym.BatchNorm(data=data, fix_gamma=False, eps=2e-5, momentum=bn_mom,
                           name=name + '_bn' + suffix)
-    return mx.sym.Activation(data=bn, act_type='relu', name=name + '_relu' + suffix)
+    return activation(bn, act_type, name + '_relu' + suffix)
 
 
 def _conv(data, num_filter, kernel, stride, pad, name, workspace):
@@ -28,7 +28,7 @@ def _conv(data, num_filter, kernel, stride, pad, name, workspace):
 
 
 def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, bn_mom=0.9,
-                  workspace=256, memonger=False):
+                  workspace=256, memonger=False, act_type='relu'):
     """One pre-activation residual unit.
 
     Parameters
@@ -51,19 +51,21 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, b
         Workspace (MB) of the convolution operators.
     memonger : bool
         Tag the shortcut with mirror_stage='True' for memory mirroring.
+    act_type : str
+        relu (the reference), prelu, leaky or elu; layers keep the reference's `relu` names.
     """
-    act1 = _bn_relu(data, name, '1', bn_mom)
+    act1 = _bn_relu(data, name, '1', bn_mom, act_type)
     if bottle_neck:
         # the same as https://github.com/facebook/fb.resnet.torch#notes, a bit different from the paper
         width = int(num_filter * 0.25)
         conv1 = _conv(act1, width, (1, 1), (1, 1), (0, 0), name + '_conv1', workspace)
-        act2 = _bn_relu(conv1, name, '2', bn_mom)
+        act2 = _bn_relu(conv1, name, '2', bn_mom, act_type)
         conv2 = _conv(act2, width, (3, 3), stride, (1, 1), name + '_conv2', workspace)
-        act3 = _bn_relu(conv2, name, '3', bn_mom)
+        act3 = _bn_relu(conv2, name, '3', bn_mom, act_type)
         body = _conv(act3, num_filter, (1, 1), (1, 1), (0, 0), name + '_conv3', workspace)
     else:
         conv1 = _conv(act1, num_filter, (3, 3), stride, (1, 1), name + '_conv1', workspace)
-        act2 = _bn_relu(conv1, name, '2', bn_mom)
+        act2 = _bn_relu(conv1, name, '2', bn_mom, act_type)
         body = _conv(act2, num_filter, (3, 3), (1, 1), (1, 1), name + '_conv2', workspace)
     if dim_match:
         shortcut = data
@@ -75,7 +77,7 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, b
 
 
 def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck=True,
-           bn_mom=0.9, workspace=256, dtype='float32', memonger=False):
+           bn_mom=0.9, workspace=256, dtype='float32', memonger=False, act_type='relu'):
     """Return the ResNet symbol.
 
     Parameters
@@ -90,7 +92,7 @@ def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck
         Output size of the classifier.
     image_shape : sequence of int
         (channels, height, width); the height selects the stem.
-    bottle_neck, bn_mom, workspace, memonger :
+    bottle_neck, bn_mom, workspace, memonger, act_type :
         As in `residual_unit`.
     dtype : str
         'float32' or 'float16' (Cast after `data`, and back to float32 before the softmax).
@@ -100,12 +102,13 @@ def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck
                          % (list(units), len(units), num_stages))
     data = input_layer(dtype)
     data = mx.sym.BatchNorm(data=data, fix_gamma=True, eps=2e-5, momentum=bn_mom, name='bn_data')
-    body = stem(data, filter_list[0], image_shape[1], bn_mom, workspace)
+    body = stem(data, filter_list[0], image_shape[1], bn_mom, workspace, act_type)
     # Deliberate deviation: bn_mom reaches every unit (the reference keeps the units at 0.9).
     body = residual_stages(body, units, filter_list, residual_unit, bottle_neck=bottle_neck,
-                           bn_mom=bn_mom, workspace=workspace, memonger=memonger)
+                           bn_mom=bn_mom, workspace=workspace, memonger=memonger,
+                           act_type=act_type)
     body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn1')
-    body = mx.sym.Activation(data=body, act_type='relu', name='relu1')
+    body = activation(body, act_type, 'relu1')
     return classifier(body, num_classes, dtype)
 
 
@@ -122,7 +125,8 @@ def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype='
     """The reference `get_symbol`: a pre-activation ResNet for `image_shape` ('C,H,W').
 
     Deliberate deviation: `memonger` and `bn_mom` in kwargs are passed through
-    (the reference drops both); other kwargs are ignored, as in the reference.
+    (the reference drops both), and so is `act_type` (the reference has ReLU only);
+    other kwargs are ignored, as in the reference.
     """
     check_common_args(num_classes, dtype)
     image_shape = parse_image_shape(image_shape)
@@ -136,4 +140,5 @@ def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype='
                   bn_mom=kwargs.get('bn_mom', 0.9),
                   workspace=conv_workspace,
                   dtype=dtype,
-                  memonger=kwargs.get('memonger', False))
+                  memonger=kwargs.get('memonger', False),
+                  act_type=kwargs.get('act_type', 'relu'))

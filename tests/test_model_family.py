@@ -14,7 +14,7 @@ from tools.model_stats import model_stats
 
 # network -> (num_layers, image_shape, options) cases; `small` ones also run forward/backward.
 SMALL = {
-    'resnet': [(20, '3,28,28', {})],
+    'resnet': [(20, '3,28,28', {}), (8, '1,28,28', {'act_type': 'prelu'})],
     'resnet-v1': [(20, '3,32,32', {}), (8, '1,28,28', {'shortcut': 'C'}),
                   (8, '3,16,16', {'shortcut': 'B', 'act_type': 'prelu'})],
     'plain': [(20, '3,32,32', {}), (14, '3,28,28', {'act_type': 'elu'})],
@@ -228,7 +228,7 @@ def test_cifar_layout_at_32_and_28_px():
         assert shapes['stage3_unit9_relu_output'] == (1, 64, quarter, quarter)
 
 
-@pytest.mark.parametrize('network', ['resnet-v1', 'plain', 'resnext'])
+@pytest.mark.parametrize('network', ['resnet', 'resnet-v1', 'plain', 'resnext'])
 @pytest.mark.parametrize('act_type', ACT_TYPES)
 def test_activation_types(network, act_type):
     num_layers, image_shape, _ = SMALL[network][0]
@@ -240,8 +240,8 @@ def test_activation_types(network, act_type):
     assert {n['op'] for n in acts} == {'Activation' if act_type == 'relu' else 'LeakyReLU'}
     if act_type == 'prelu':
         assert extra == {n['name'] + '_gamma' for n in acts}
-        assert sym.attr_dict()['relu0_gamma' if network != 'resnext' else
-                               'stage1_unit1_relu1_gamma']['__init__'] == \
+        first = {'resnext': 'stage1_unit1_relu1', 'resnet': 'stage1_unit1_relu1'}
+        assert sym.attr_dict()[first.get(network, 'relu0') + '_gamma']['__init__'] == \
             mx.init.Constant(0.25).dumps()
     else:
         assert not extra
@@ -264,7 +264,7 @@ def test_prelu_trains_its_slopes():
                       r"resnext$"),
     ('resnext', {'shortcut': 'A'}, r"network 'resnext' has no option shortcut: it takes .*"
                                    r"num_group, bottleneck_width, act_type"),
-    ('resnet', {'act_type': 'prelu'}, r"network 'resnet' has no option act_type"),
+    ('resnet', {'shortcut': 'A'}, r"network 'resnet' has no option shortcut"),
     ('plain', {'shortcut': 'A'}, r"network 'plain' has no option shortcut"),
     ('resnet-v1', {'num_group': 2}, r"network 'resnet-v1' has no option num_group: it takes "
                                     r".*shortcut, act_type"),
