@@ -93,18 +93,15 @@ def prepare(argv=None):
         args.log_file = args.model_prefix + '-log.jsonl'
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
-    if not args.gpus and not args.kv_store.startswith('dist'):
-        # One CPU process: MXNet's synchronous engine runs the operators without the threaded
-        # engine's scheduling (faster on few cores; README, "Training speed"). MXNet reads it
-        # when it runs its first operator, so an engine already started keeps its type.
-        os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
     return args, image_shape
 
 
-def run(argv=None):
+def run(argv=None, own_process=False):
+    """Train as the command line says; `own_process`: this process is only for this run,
+    so MXNet's engine may be chosen for it (see common.fit.use_naive_engine)."""
     args, image_shape = prepare(argv)
     symbol = build_symbol(args, image_shape)
-    trainer = Trainer(args, symbol, image_shape)
+    trainer = Trainer(args, symbol, image_shape, pick_engine=own_process)
     if args.test_io:
         return test_io(trainer)
     trainer.run_record = trainer.run()
@@ -126,7 +123,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', stream=sys.stdout)
     prog = os.path.basename(sys.argv[0])
     try:
-        run(argv)
+        run(argv, own_process=True)
     except UsageError as err:
         print('%s: error: %s' % (prog, err), file=sys.stderr)
         return 2

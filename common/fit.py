@@ -106,6 +106,16 @@ def create_kvstore(name):
     return mx.kv.create(name)
 
 
+def use_naive_engine(args):
+    """For CPU training in one process, MXNet's synchronous engine: it runs the operators
+    without the threaded engine's scheduling (ResNet-20 trains about 1.5x faster on 2 cores;
+    README, "Training speed on the CPU"). MXNet reads the setting when its engine starts (at
+    the first operator), so call this before binding; an explicit MXNET_ENGINE_TYPE wins.
+    Not for distributed workers, whose kvstore needs the threaded engine."""
+    if not args.gpus and not args.kv_store.startswith('dist'):
+        os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
+
+
 def lr_scheduler(args, epoch_size):
     """The schedule over update counts, with optional linear warm-up."""
     warmup = dict(warmup_steps=args.warmup_epochs * epoch_size, warmup_begin_lr=0.0,
@@ -218,8 +228,11 @@ def evaluate(module, data_iter, metric):
 class Trainer(object):
     """Builds the Module and the iterators, then runs epochs with checkpoints and logs."""
 
-    def __init__(self, args, symbol, image_shape):
+    def __init__(self, args, symbol, image_shape, pick_engine=False):
+        """pick_engine: choose MXNet's engine for this process before binding
+        (`use_naive_engine`); for a process of its own, such as the command line's."""
         self.args = args
+        self.pick_engine = pick_engine
         self.symbol = symbol
         self.image_shape = image_shape
         self.contexts = contexts(parse_gpus(args.gpus))
@@ -352,6 +365,8 @@ class Trainer(object):
         if begin_epoch >= args.num_epochs:
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))
+        if self.pick_engine:
+            use_naive_engine(args)
         per_worker = args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
                                    begin_epoch * self.epoch_size + begin_batch)

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import ROOT
 from common import inference
+from common.data import count_records
 from tools import predict, quantize, score
 
 VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
@@ -38,7 +39,7 @@ def module_outputs(prefix, epoch, batch_size=50):
 def scored(tiny_checkpoint, tmp_path_factory):
     prefix, epoch = tiny_checkpoint
     out = tmp_path_factory.mktemp('score')
-    # batch 64 does not divide the 500 validation images: the last batch is padded
+    # batch 64 does not divide the 2,000 validation images: the last batch is padded
     args = score.build_parser().parse_args([
         '--model', prefix, '--epoch', str(epoch), '--data-val', VAL_REC, '--batch-size', '64',
         '--confusion', str(out / 'confusion.png'), '--data-nthreads', '1'])
@@ -211,7 +212,7 @@ def test_quantize_versions(tiny_checkpoint, tmp_path):
     assert size == 2 and set(rates) == {'plain', 'fused', 'int8'}
     assert all(r > 0 for r in rates.values())
     accuracy = result['accuracy']
-    assert accuracy['plain'][1] == 500
+    assert accuracy['plain'][1] == count_records(VAL_REC)
     assert accuracy['fused'][0] == pytest.approx(accuracy['plain'][0], abs=0.005)
     assert 0 <= accuracy['int8'][0] <= 1
     qsym, qargs, qaux = mx.model.load_checkpoint(str(tmp_path / 'int8'), 0)
