@@ -19,6 +19,7 @@ use_all_cores()  # before MXNet loads
 import mxnet as mx  # noqa: E402  pylint: disable=wrong-import-position
 
 import symbols  # noqa: E402  pylint: disable=wrong-import-position
+from common.cli import mxnet_error_summary  # noqa: E402
 from common.data import add_data_args, add_data_aug_args, apply_presets
 from common.fit import NonFinite, Trainer, add_fit_args, test_io
 from symbols.blocks import parse_image_shape
@@ -106,16 +107,6 @@ def run(argv=None, own_process=False):
         return test_io(trainer)
     trainer.run_record = trainer.run()
     return trainer
-
-
-def mxnet_error_summary(err):
-    """The line of an MXNetError that says what failed (its first line is a bare
-    'Traceback (most recent call last):' in MXNet 1.9.1)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if 'Error' in line or 'Check failed' in line:
-            return line
-    return lines[-1] if lines else 'unknown error'
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ if not __package__:
 import mxnet as mx  # noqa: E402
 
 import symbols  # noqa: E402
+from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common.data import SyntheticDataIter  # noqa: E402
 
@@ -190,14 +191,8 @@ def run(args, out=None, measure_fn=measure):
 
 
 def main(argv=None):
-    prog = os.path.basename(sys.argv[0])
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UsageError as err:
-        print('%s: error: %s' % (prog, err), file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(lambda: run(args) and 0)
 
 
 if __name__ == '__main__':

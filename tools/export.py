@@ -24,6 +24,7 @@ if not __package__:
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
 
@@ -93,9 +94,9 @@ def export_onnx(prefix, epoch, output, image_shape, batch_size=1, dynamic=True):
 
 
 def main(argv=None):
-    prog = os.path.basename(sys.argv[0])
     args = build_parser().parse_args(argv)
-    try:
+
+    def body():
         if args.batch_size <= 0:
             raise UsageError('--batch-size %d: must be positive' % args.batch_size)
         if args.format == 'gluon':
@@ -109,16 +110,9 @@ def main(argv=None):
             output = args.output or '%s-%04d.onnx' % (args.model, args.epoch)
             files = [export_onnx(args.model, args.epoch, output, image_shape, args.batch_size,
                                  not args.static_batch)]
-    except UsageError as err:
-        print('%s: error: %s' % (prog, err), file=sys.stderr)
-        return 2
-    except mx.base.MXNetError as err:
-        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
-              file=sys.stderr)
-        return 1
-    for path in files:
-        print(path)
-    return 0
+        for path in files:
+            print(path)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

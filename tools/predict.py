@@ -23,6 +23,7 @@ if not __package__:
 
 import mxnet as mx  # noqa: E402
 
+from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
 from common.data import ROOT  # noqa: E402
@@ -126,18 +127,8 @@ def predict(args, out=None, err=None):
 
 
 def main(argv=None):
-    prog = os.path.basename(sys.argv[0])
     args = build_parser().parse_args(argv)
-    try:
-        failed = predict(args)
-    except UsageError as err:
-        print('%s: error: %s' % (prog, err), file=sys.stderr)
-        return 2
-    except mx.base.MXNetError as err:
-        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
-              file=sys.stderr)
-        return 1
-    return 2 if failed else 0
+    return run_tool(lambda: 2 if predict(args) else 0)
 
 
 if __name__ == '__main__':

@@ -33,6 +33,7 @@ if not __package__:
 import mxnet as mx  # noqa: E402
 
 import symbols  # noqa: E402
+from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
 from common.data import BUNDLED_DATA  # noqa: E402
@@ -231,19 +232,9 @@ def run(args, out=None):
 
 
 def main(argv=None):
-    prog = os.path.basename(sys.argv[0])
     logging.getLogger().setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UsageError as err:
-        print('%s: error: %s' % (prog, err), file=sys.stderr)
-        return 2
-    except mx.base.MXNetError as err:
-        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
-              file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(lambda: run(args) and 0)
 
 
 if __name__ == '__main__':

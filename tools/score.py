@@ -19,8 +19,8 @@ import numpy as np
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import mxnet as mx  # noqa: E402
 
+from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
 from common.fit import contexts, parse_gpus  # noqa: E402
@@ -144,22 +144,15 @@ def report(result, out=None):
 
 
 def main(argv=None):
-    prog = os.path.basename(sys.argv[0])
     args = build_parser().parse_args(argv)
-    try:
+
+    def body():
         result = score(args)
         if args.json:
             with open(args.json, 'w') as f:
                 json.dump(result, f, indent=1)
-    except UsageError as err:
-        print('%s: error: %s' % (prog, err), file=sys.stderr)
-        return 2
-    except mx.base.MXNetError as err:
-        print('%s: error: MXNet failed: %s' % (prog, str(err).strip().split('\n')[0]),
-              file=sys.stderr)
-        return 1
-    report(result)
-    return 0
+        report(result)
+    return run_tool(body)
 
 
 if __name__ == '__main__':
