@@ -74,8 +74,11 @@ def test_timed_speed_leaves_the_warm_up_out():
         bench.timed_speed(records, 128, 7)
 
 
-def test_timed_speed_reads_a_real_train_resnet_log(tmp_path):
+def test_timed_speed_reads_a_real_train_resnet_log(tmp_path, monkeypatch):
     """The log contract on the CPU: the same --benchmark path, a small network."""
+    # main() may choose MXNet's engine through the environment; keep that choice out of the
+    # processes that later tests start (the engine here has started already anyway).
+    monkeypatch.setenv('MXNET_ENGINE_TYPE', 'ThreadedEnginePerDevice')
     prefix = str(tmp_path / 'm')
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', '20',
             '--image-shape', '3,28,28', '--num-classes', '10', '--batch-size', '16',
