@@ -25,7 +25,7 @@ if __package__ in (None, ''):
 
 import numpy as np
 
-from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_names
+from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_synset
 
 LAYOUTS = {
     # dataset: (train files, test files, meta file, names key per label kind)
@@ -178,9 +178,7 @@ def main(argv=None):
         count = pack_arrays(base, bgr, labels, encoding=args.encoding, quality=args.quality,
                             num_workers=args.num_thread)
         print('wrote %s.rec and %s.idx: %d images' % (base, base, count))
-    synset = args.synset or args.prefix + '-synset.txt'
-    write_names(synset, names)
-    print('class names written to %s' % synset)
+    write_synset(args.synset or args.prefix + '-synset.txt', names)
     return 0
 
 

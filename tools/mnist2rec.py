@@ -25,7 +25,7 @@ if __package__ in (None, ''):
 
 import numpy as np
 
-from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_names
+from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_synset
 
 CLASS_NAMES = {
     'mnist': [str(i) for i in range(10)],
@@ -171,9 +171,7 @@ def main(argv=None):
                             encoding=args.encoding, quality=args.quality,
                             num_workers=args.num_thread)
         print('wrote %s.rec and %s.idx: %d images from %s' % (base, base, count, images_path))
-    synset = args.synset or args.prefix + '-synset.txt'
-    write_names(synset, names)
-    print('class names written to %s' % synset)
+    write_synset(args.synset or args.prefix + '-synset.txt', names)
     return 0
 
 

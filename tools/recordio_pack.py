@@ -137,6 +137,12 @@ def write_names(path, names):
             f.write('%s\n' % name)
 
 
+def write_synset(path, names):
+    """write_names, then say where the class names went (the converters' last step)."""
+    write_names(path, names)
+    print('class names written to %s' % path)
+
+
 # ----------------------------------------------------------------------------- parallel map
 
 def ordered_map(func, items, num_workers=1, window=None, processes=False):
