@@ -22,6 +22,27 @@ from .data import SyntheticDataIter, count_records, default_idx, record_iter
 KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
 LR_SCHEDULES = ('step', 'cosine', 'poly')
 INITIALIZERS = ('default', 'xavier', 'msra', 'uniform', 'normal')
+RESIDUAL_SUMS = ('add_n', 'elemwise_add')
+
+
+def training_graph(symbol, residual_sum='add_n'):
+    """The graph the executor trains: `symbol` itself, or with residual_sum='add_n' the
+    same graph with each `elemwise_add` (the residual sums) computed by `add_n`.
+
+    Same names, attributes, parameters and values; only the backward differs: add_n hands
+    its output gradient to both inputs as is, where elemwise_add's backward copies it into
+    two new arrays, which with MKLDNN layouts costs a reorder each (ResNet-20 trains 1.2x
+    faster and the post-activation resnet-v1 1.7x on the 2-core CPU VM; README). Checkpoints
+    keep `symbol`, so saved graphs stay the reference ones.
+    """
+    if residual_sum == 'elemwise_add':
+        return symbol
+    graph = json.loads(symbol.tojson())
+    for node in graph['nodes']:
+        if node['op'] == 'elemwise_add':
+            node['op'] = 'add_n'
+            node.setdefault('attrs', {})['num_args'] = '2'
+    return mx.sym.load_json(json.dumps(graph))
 
 
 def add_fit_args(parser):
@@ -58,6 +79,9 @@ def add_fit_args(parser):
                        help='static loss scale (useful with float16)')
     train.add_argument('--label-smoothing', type=float, default=0.0,
                        help='label smoothing alpha')
+    train.add_argument('--residual-sum', choices=RESIDUAL_SUMS, default='add_n',
+                       help='operator the executor computes the graph\'s two-input sums with '
+                            '(see training_graph); saved graphs keep elemwise_add')
     train.add_argument('--monitor', type=int, default=0,
                        help='log the statistics of every array every N batches')
     train.add_argument('--test-io', type=int, default=0, help='1: only read the data')
@@ -297,7 +321,8 @@ class Trainer(object):
     # -- model --------------------------------------------------------------
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args
-        module = mx.mod.Module(self.symbol, context=self.contexts)
+        module = mx.mod.Module(training_graph(self.symbol, args.residual_sum),
+                               context=self.contexts)
         module.bind(data_shapes=[('data', data_shape)],
                     label_shapes=[('softmax_label', (data_shape[0],))])
         if args.monitor > 0:

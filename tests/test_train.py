@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+import symbols
 import train_resnet
 from common import UsageError, checkpoint
 from common import data as data_mod
@@ -67,6 +68,45 @@ def test_short_run_learns_and_logs(tmp_path):
     sym, args, aux = mx.model.load_checkpoint(prefix, 2)
     assert 'fc1_weight' in args and 'bn1_moving_var' in aux
     assert os.path.isfile(prefix + '-0002.states')
+    # the checkpoint keeps the graph as built, not the executor's add_n form
+    built = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='1,28,28')
+    assert [n['op'] for n in json.loads(sym.tojson())['nodes']] == \
+        [n['op'] for n in json.loads(built.tojson())['nodes']]
+    assert sym.list_arguments() == built.list_arguments()
+
+
+def forward_backward(sym, seed=0):
+    """Outputs and every argument's gradient for one fixed random batch of 4."""
+    executor = sym.simple_bind(mx.cpu(), data=(4, 1, 28, 28), softmax_label=(4,))
+    rng = np.random.RandomState(seed)
+    for name, array in zip(sym.list_arguments(), executor.arg_arrays):
+        array[:] = rng.randint(0, 10, array.shape) if name == 'softmax_label' else \
+            rng.normal(0, 0.1, array.shape)
+    executor.forward(is_train=True)
+    executor.backward()
+    grads = {n: g.asnumpy() for n, g in zip(sym.list_arguments(), executor.grad_arrays)}
+    return executor.outputs[0].asnumpy(), grads
+
+
+@pytest.mark.parametrize('network,kwargs', [('resnet', {}), ('resnet-v1', {'shortcut': 'A'}),
+                                            ('resnet-v1', {'shortcut': 'B'})])
+def test_training_graph_sums_with_add_n_and_computes_the_same(network, kwargs):
+    sym = symbols.get_symbol(network, num_classes=10, num_layers=20, image_shape='1,28,28',
+                             memonger=True, **kwargs)
+    trained = fit.training_graph(sym)
+    ops = [node['op'] for node in json.loads(trained.tojson())['nodes']]
+    assert 'elemwise_add' not in ops and ops.count('add_n') == 9
+    assert trained.list_arguments() == sym.list_arguments()
+    assert trained.list_auxiliary_states() == sym.list_auxiliary_states()
+    attrs = trained.attr_dict()  # every attribute kept (mirror_stage included)
+    assert all(attrs[name].items() >= value.items() for name, value in sym.attr_dict().items())
+    out, grads = forward_backward(sym)
+    fast_out, fast_grads = forward_backward(trained)
+    np.testing.assert_allclose(fast_out, out, rtol=1e-5, atol=1e-6)
+    for name in grads:
+        scale = np.abs(grads[name]).max() + 1e-12
+        assert np.abs(fast_grads[name] - grads[name]).max() / scale < 1e-4, name
+    assert fit.training_graph(sym, 'elemwise_add') is sym
 
 
 def test_top_k_is_reported(tmp_path):

@@ -4,7 +4,8 @@
         --batch-sizes 32,128 --dtypes float32,float16 --mode both
 
 Synthetic data (one random batch held on the device), so the numbers are compute only.
-Training is Module's forward_backward + SGD update (multi-precision for float16); inference is
+Training is Module's forward_backward + SGD update (multi-precision for float16) over
+common.fit.training_graph, as train_resnet.py trains; inference is
 a forward pass bound for inference (on the CPU MXNet 1.9.1 applies its MKLDNN subgraph fusion
 to such binds by default). Devices: the CPU and, where a GPU exists, GPU 0 (`--gpus` picks
 others, `--gpus none` none; `--no-cpu` leaves the CPU out). MXNet 1.9.1 has no float16 GEMM on
@@ -26,6 +27,7 @@ import symbols  # noqa: E402
 from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common.data import SyntheticDataIter  # noqa: E402
+from common.fit import training_graph  # noqa: E402
 
 MODES = ('train', 'inference')
 CPU_FLOAT16 = 'unsupported: no float16 GEMM on CPU'
@@ -132,8 +134,8 @@ def measure(row, mode, warmup, iters, repeats):
     batch = data.next()
     batch = mx.io.DataBatch([batch.data[0].as_in_context(ctx)],
                             [batch.label[0].as_in_context(ctx)], pad=0)
-    mod = mx.mod.Module(sym, context=ctx)
     train = mode == 'train'
+    mod = mx.mod.Module(training_graph(sym) if train else sym, context=ctx)
     try:
         mod.bind(data.provide_data, data.provide_label, for_training=train)
         mod.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
