@@ -38,12 +38,8 @@ def read_epochs(path):
     return [epochs[e] for e in sorted(epochs)]
 
 
-def plot(logs, labels, output, title=None):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def draw(ax, logs, labels, title=None):
+    """Training (dashed) and validation (solid) error of each log on one matplotlib axes."""
     for index, (path, label) in enumerate(zip(logs, labels)):
         records = read_epochs(path)
         color = 'C%d' % (index % 10)
@@ -59,6 +55,17 @@ def plot(logs, labels, output, title=None):
     ax.legend()
     if title:
         ax.set_title(title)
+
+
+def plot(panels, output):
+    """One figure, side by side, of `panels`: a list of (logs, labels, title); saved as PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for ax, (logs, labels, title) in zip(axes[0], panels):
+        draw(ax, logs, labels, title)
     fig.tight_layout()
     fig.savefig(output, dpi=120)
     plt.close(fig)
@@ -77,7 +84,7 @@ def main(argv=None):
     if len(labels) != len(args.logs):
         parser.error('--labels: %d labels for %d logs' % (len(labels), len(args.logs)))
     try:
-        plot(args.logs, labels, args.output, args.title)
+        plot([(args.logs, labels, args.title)], args.output)
     except LogError as err:
         print('plot_curves.py: error: %s' % err, file=sys.stderr)
         return 2

@@ -1,0 +1,79 @@
+"""experiments/fashion_mnist.py: the recipe it runs, resuming, and the report it writes."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def experiment(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        'fashion_mnist', os.path.join(ROOT, 'experiments', 'fashion_mnist.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, 'RUNS_DIR', str(tmp_path / 'runs'))
+    monkeypatch.setattr(module, 'DOCS', str(tmp_path / 'docs'))
+    return module
+
+
+def flag(command, name):
+    return command[command.index(name) + 1]
+
+
+@pytest.mark.parametrize('name,epochs,steps', [('resnet-20', 30, '15,23'),
+                                                ('plain-56', 4, '2,3')])
+def test_train_command_is_the_papers_recipe(experiment, name, epochs, steps):
+    command = experiment.train_command(name, epochs)
+    network, depth = experiment.RUNS[name]
+    assert (flag(command, '--network'), flag(command, '--num-layers')) == (network, str(depth))
+    assert flag(command, '--lr-step-epochs') == steps
+    assert flag(command, '--num-epochs') == str(epochs)
+    assert (flag(command, '--lr'), flag(command, '--wd'), flag(command, '--mom')) == \
+        ('0.1', '1e-4', '0.9')
+    assert (flag(command, '--pad-size'), flag(command, '--random-crop')) == ('4', '1')
+    assert ('--shortcut' in command) == (network == 'resnet-v1')
+    assert '--load-epoch' not in command
+
+
+def test_a_started_run_continues_from_its_last_checkpoint(experiment):
+    directory = experiment.run_dir('resnet-20', 4)
+    os.makedirs(directory)
+    for epoch in (1, 3, 2):
+        open(os.path.join(directory, 'model-%04d.params' % epoch), 'w').close()
+    assert flag(experiment.train_command('resnet-20', 4), '--load-epoch') == '3'
+    assert flag(experiment.train_command('resnet-20', 4, ['--load-epoch', '1']),
+                '--load-epoch') == '1'
+
+
+def write_log(directory, errors):
+    os.makedirs(directory)
+    with open(os.path.join(directory, 'model-log.jsonl'), 'w') as f:
+        for epoch, (train_error, val_error) in enumerate(errors, 1):
+            f.write(json.dumps({'event': 'epoch', 'epoch': epoch, 'train_top1': 1 - train_error,
+                                'val_top1': 1 - val_error, 'images_per_sec': 100.0 * epoch,
+                                'wall_time': 60.0 * epoch}) + '\n')
+
+
+def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
+    for name, final in [('plain-20', 0.10), ('plain-56', 0.12), ('resnet-20', 0.09)]:
+        write_log(experiment.run_dir(name, 2), [(0.3, 0.25), (final - 0.01, final)])
+    assert experiment.report() == 0
+    table = capsys.readouterr().out
+    assert '| plain-56 | 2 epochs | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' in table
+    assert '| resnet-20 | 2 epochs | 2 | 9.00% |' in table
+    assert 'resnet-56' not in table
+    with open(os.path.join(experiment.DOCS, 'fashion-mnist.md')) as f:
+        assert f.read() == table
+    from PIL import Image
+    with Image.open(os.path.join(experiment.DOCS, 'fashion-mnist-2ep.png')) as image:
+        width, height = image.size
+    assert width > 1.8 * height  # two panels side by side: plain nets, residual nets
+
+
+def test_a_finished_run_is_not_trained_again(experiment, capsys):
+    write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.25), (0.2, 0.15)])
+    assert experiment.train('plain-20', 2) == 0
+    assert 'already trained' in capsys.readouterr().out
