@@ -112,12 +112,12 @@ def report():
                 sorted(r['images_per_sec'] for r in records)[len(records) // 2]))
         # The paper's Fig. 6 layout: plain nets on the left, residual nets on the right.
         panels = []
-        for kind in ('plain', 'resnet'):
+        for kind, title in (('plain', 'plain'), ('resnet', 'residual')):
             names = [n for n in done if n.startswith(kind + '-')]
             if names:
                 panels.append(([os.path.join(run_dir(n, epochs), 'model-log.jsonl')
                                 for n in names], names,
-                               'Fashion-MNIST, %s nets, %d-epoch schedule' % (kind, epochs)))
+                               'Fashion-MNIST, %s nets, %d-epoch schedule' % (title, epochs)))
         if panels:
             plot(panels, os.path.join(DOCS, 'fashion-mnist-%dep.png' % epochs))
     table = '\n'.join(rows) + '\n'
