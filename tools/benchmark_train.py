@@ -8,7 +8,8 @@ frameworks alternates between repeats, and the table shows the median of the rep
 Contenders, all CIFAR-style pre-activation ResNets (16/32/64 filters, 3 stages) at 32x32:
 - mxnet-module: our path, train_resnet's Trainer (Module, forward_backward/update/metric)
   over the reference `symbols/resnet.py` graph (built for 28 px, fed 32x32 images), its
-  residual sums computed by add_n (`--residual-sum add_n`, the default; common.fit.training_graph);
+  residual sums computed by add_n (`--residual-sum add_n`, the default;
+  common.fit.training_graph);
 - mxnet-module-elemwise-add: the same with `--residual-sum elemwise_add`, the graph as built;
 - gluoncv: gluoncv's model zoo `cifar_resnet<depth>_v2`, hybridized, Gluon Trainer;
 - torch-eager, torch-channels-last, torch-compile: the same network written in PyTorch.
@@ -27,7 +28,8 @@ if __package__ in (None, ''):
 
 from common import use_all_cores  # noqa: E402  pylint: disable=wrong-import-position
 
-CONTENDERS = ('mxnet-module', 'mxnet-module-elemwise-add', 'gluoncv', 'torch-eager', 'torch-channels-last', 'torch-compile')
+CONTENDERS = ('mxnet-module', 'mxnet-module-elemwise-add', 'gluoncv', 'torch-eager',
+              'torch-channels-last', 'torch-compile')
 IMAGE = (3, 32, 32)
 NUM_CLASSES = 10
 

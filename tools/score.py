@@ -19,7 +19,6 @@ import numpy as np
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
 from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
