@@ -16,6 +16,7 @@ interrupted run continues from its last checkpoint when started again.
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,7 @@ DATA = os.path.join(HERE, 'data', 'fashion-mnist')
 RUNS_DIR = os.path.join(HERE, 'runs')
 DOCS = os.path.join(ROOT, 'docs')
 sys.path.insert(0, ROOT)
+from common.checkpoint import available  # noqa: E402
 from tools.plot_curves import LogError, plot, read_epochs as read_log  # noqa: E402
 
 # name -> (network, depth); option A shortcuts for the residual nets, as in the paper.
@@ -37,6 +39,9 @@ RUNS = {
 }
 EPOCHS = 30  # the ResNet-20 target run: about 55 min on the 2-core VM
 DEGRADATION_EPOCHS = 4  # all four nets on one schedule that fits the same VM in about an hour
+
+
+RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep$' % '|'.join(RUNS))
 
 
 def run_dir(name, epochs):
@@ -58,17 +63,10 @@ def train_command(name, epochs=EPOCHS, extra=()):
                '--model-prefix', os.path.join(run_dir(name, epochs), 'model')]
     if network == 'resnet-v1':
         command += ['--shortcut', 'A']
-    last = last_checkpoint(run_dir(name, epochs))
+    last = max(available(os.path.join(run_dir(name, epochs), 'model')), default=None)
     if last and '--load-epoch' not in extra:
         command += ['--load-epoch', str(last)]
     return command + list(extra)
-
-
-def last_checkpoint(directory):
-    """The newest epoch with a complete checkpoint in `directory`, or None."""
-    epochs = [int(f[len('model-'):-len('.params')]) for f in os.listdir(directory)
-              if f.startswith('model-') and f.endswith('.params')] if os.path.isdir(directory) else []
-    return max(epochs, default=None)
 
 
 def train(name, epochs, extra=()):
@@ -97,13 +95,14 @@ def report():
     rows = ['| run | schedule | epochs done | final test error | best test error | '
             'final train error | wall time | images/s |',
             '| --- | --- | --- | --- | --- | --- | --- | --- |']
-    schedules = sorted({int(d.rsplit('-', 1)[1][:-2]) for d in os.listdir(RUNS_DIR)
-                        if d.endswith('ep')} if os.path.isdir(RUNS_DIR) else [])
+    folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
+    schedules = sorted({int(m.group(1)) for m in map(RUN_FOLDER.match, folders) if m})
     os.makedirs(DOCS, exist_ok=True)
     for epochs in schedules:
-        done = [n for n in RUNS if read_epochs(run_dir(n, epochs))]
+        logs = {n: read_epochs(run_dir(n, epochs)) for n in RUNS}
+        done = [n for n in RUNS if logs[n]]
         for name in done:
-            records = read_epochs(run_dir(name, epochs))
+            records = logs[name]
             last = records[-1]
             rows.append('| %s | %d epochs | %d | %.2f%% | %.2f%% | %.2f%% | %.1f min | %.0f |' % (
                 name, epochs, last['epoch'], 100 * (1 - last['val_top1']),
