@@ -178,3 +178,77 @@ def default_synset(synset, rec_path=None):
         if os.path.isfile(beside):
             return read_synset(beside)
     return None
+
+
+def shortcuts_as_convolutions(sym, arg_params, image_shape):
+    """`sym` with every option-A shortcut (resnet-v1: max-pool 1x1 with stride, zeros_like,
+    concat, slice_like) computed by one 1x1 convolution whose fixed weights copy the input
+    channels and add zero ones; (symbol, arg_params with those weights).
+
+    The same function, as ops that MKLDNN can fuse and quantize: in an INT8 graph the four
+    float32 ops cost a dequantize and a quantize each side. Graphs without them are returned
+    unchanged."""
+    graph = json.loads(sym.tojson())
+    nodes = graph['nodes']
+    internals = sym.get_internals()
+    _, shapes, _ = internals.infer_shape(data=(1,) + tuple(image_shape))
+    channels = {name[:-len('_output')]: shape[1]
+                for name, shape in zip(internals.list_outputs(), shapes) if len(shape) == 4}
+    arg_params = dict(arg_params)
+    changed = False
+    for node in list(nodes):
+        if node['op'] != 'slice_like':
+            continue
+        (concat_id, _, _), (body_id, _, _) = node['inputs'][:2]
+        concat = nodes[concat_id]
+        if concat['op'] != 'Concat' or len(concat['inputs']) != 2:
+            continue
+        (source_id, _, _), (zeros_id, _, _) = concat['inputs']
+        if nodes[zeros_id]['op'] != 'zeros_like' or nodes[zeros_id]['inputs'][0][0] != body_id:
+            continue
+        stride = '(1, 1)'
+        pool = nodes[source_id]
+        if pool['op'] == 'Pooling' and pool['attrs'].get('kernel') == '(1, 1)' \
+                and pool['attrs'].get('pool_type') == 'max':
+            stride = pool['attrs'].get('stride', stride)
+            source_id = pool['inputs'][0][0]
+        in_channels = channels[nodes[source_id]['name']]
+        out_channels = channels[nodes[body_id]['name']]
+        weight_name = node['name'] + '_weight'
+        weight = np.zeros((out_channels, in_channels, 1, 1), np.float32)
+        keep = min(in_channels, out_channels)
+        weight[np.arange(keep), np.arange(keep)] = 1
+        arg_params[weight_name] = mx.nd.array(weight)
+        nodes.append({'op': 'null', 'name': weight_name, 'inputs': []})
+        node.update(op='Convolution', inputs=[[source_id, 0, 0], [len(nodes) - 1, 0, 0]],
+                    attrs={'kernel': '(1, 1)', 'stride': stride, 'pad': '(0, 0)',
+                           'num_filter': str(out_channels), 'no_bias': 'True'})
+        changed = True
+    if not changed:
+        return sym, arg_params
+    return mx.sym.load_json(json.dumps(_reachable(graph))), arg_params
+
+
+def _reachable(graph):
+    """`graph` (tojson() form) with the nodes its heads do not use dropped, in an order where
+    every node follows its inputs."""
+    nodes = graph['nodes']
+    order, seen = [], set()
+
+    def visit(i):
+        if i in seen:
+            return
+        seen.add(i)
+        for j, _, _ in nodes[i]['inputs']:
+            visit(j)
+        order.append(i)
+
+    for i, _, _ in graph['heads']:
+        visit(i)
+    new_id = {old: new for new, old in enumerate(order)}
+    kept = [dict(nodes[i], inputs=[[new_id[j], k, v] for j, k, v in nodes[i]['inputs']])
+            for i in order]
+    return {'nodes': kept,
+            'arg_nodes': [new_id[i] for i in order if nodes[i]['op'] == 'null'],
+            'heads': [[new_id[i], k, v] for i, k, v in graph['heads']],
+            'attrs': graph.get('attrs', {})}

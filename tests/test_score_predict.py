@@ -7,7 +7,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ROOT
+import symbols
+from conftest import ROOT, bind
 from common import inference
 from common.data import count_records
 from tools import predict, quantize, score
@@ -224,3 +225,45 @@ def test_inference_symbol_drops_the_label(tiny_checkpoint):
     sym, _, _ = inference.load_model(prefix, epoch)
     assert 'softmax_label' not in sym.list_arguments()
     assert sym.list_outputs() == ['softmax_output']
+
+
+@pytest.mark.parametrize('num_layers,image_shape,units', [
+    (20, (1, 28, 28), 2), (18, (3, 64, 64), 3), (50, (3, 64, 64), 4)])
+def test_shortcuts_as_convolutions_compute_the_same(num_layers, image_shape, units):
+    """Option-A shortcuts rewritten as fixed 1x1 convolutions: same logits, no shortcut ops
+    left, one convolution per shortcut that changes shape."""
+    sym = inference.inference_symbol(symbols.get_symbol(
+        'resnet-v1', num_classes=10, num_layers=num_layers, image_shape=image_shape,
+        shortcut='A')).get_children()[0]
+    exe = bind(sym, (2,) + image_shape, grad_req='null')
+    arg_params = {k: v for k, v in exe.arg_dict.items() if k != 'data'}
+    new_sym, new_args = inference.shortcuts_as_convolutions(sym, arg_params, image_shape)
+    old_ops = [n['op'] for n in json.loads(sym.tojson())['nodes']]
+    ops = [n['op'] for n in json.loads(new_sym.tojson())['nodes']]
+    assert old_ops.count('slice_like') == units
+    assert not {'zeros_like', 'slice_like', 'Concat'} & set(ops)
+    assert ops.count('Convolution') == old_ops.count('Convolution') + units
+    new_exe = new_sym.simple_bind(mx.cpu(), data=(2,) + image_shape, grad_req='null')
+    new_exe.copy_params_from(dict(new_args, data=exe.arg_dict['data']), exe.aux_dict)
+    expected = exe.forward(is_train=False)[0].asnumpy()
+    got = new_exe.forward(is_train=False)[0].asnumpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_shortcuts_as_convolutions_leaves_other_graphs_alone():
+    sym = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='1,28,28')
+    new_sym, _ = inference.shortcuts_as_convolutions(sym, {}, (1, 28, 28))
+    assert new_sym is sym
+
+
+def test_quantize_option_a_net_is_int8_throughout():
+    """resnet-v1 (option A): the INT8 graph keeps no float32 shortcut ops."""
+    args = quantize.build_parser().parse_args([
+        '--network', 'resnet-v1', '--num-layers', '20', '--image-shape', '1,28,28',
+        '--num-classes', '10', '--batch-sizes', '1', '--rounds', '1', '--min-time', '0.01',
+        '--calib-batches', '1', '--calib-batch-size', '8'])
+    sym, arg_params, aux_params, image_shape, _ = quantize.load(args)
+    versions = quantize.build_versions(args, sym, arg_params, aux_params, image_shape, False)
+    ops = [n['op'] for n in json.loads(versions['int8'][0].tojson())['nodes']]
+    assert not {'zeros_like', 'slice_like', 'Concat', 'Pooling'} & set(ops)
+    assert ops.count('_contrib_dequantize') <= 1

@@ -12,6 +12,8 @@ Three versions of one network, each bound for inference on the CPU:
 - int8: `mxnet.contrib.quantization.quantize_model_mkldnn` (fusion, quantization, and the
   quantized graph's fusion), with `--calib-mode` calibration on `--calib-batches` batches of
   `--data-calib` (the bundled training .rec), read with the validation preprocessing.
+Both optimised versions compute option-A shortcuts (resnet-v1) as 1x1 convolutions with fixed
+weights (`inference.shortcuts_as_convolutions`; `--shortcut-conv 0` keeps the saved ops).
 Images/s: forward passes of one batch held in memory, `--rounds` rounds that alternate the
 three versions, the median of the rounds. With `--data-val` (default: the bundled validation
 set for a 1-channel model) top-1 of each version over the whole .rec. `--save PREFIX` writes
@@ -67,6 +69,8 @@ def build_parser():
     parser.add_argument('--quantized-dtype', choices=('auto', 'int8', 'uint8'), default='auto')
     parser.add_argument('--exclude', default='',
                         help='comma-separated layer names to keep in float32')
+    parser.add_argument('--shortcut-conv', type=int, choices=(0, 1), default=1,
+                        help='fused and int8: option-A shortcuts as 1x1 convolutions')
     parser.add_argument('--save', help='write the INT8 model under this prefix')
     parser.add_argument('--data-nthreads', type=int, default=2)
     return parser
@@ -136,6 +140,9 @@ def calibration_data(args, image_shape, trained):
 
 def build_versions(args, sym, arg_params, aux_params, image_shape, trained):
     """{'plain'|'fused'|'int8': (symbol, arg_params, aux_params)}."""
+    plain = (sym, arg_params, aux_params)
+    if args.shortcut_conv:
+        sym, arg_params = inference.shortcuts_as_convolutions(sym, arg_params, image_shape)
     fused = sym.optimize_for('MKLDNN', dict(arg_params), dict(aux_params), ctx=mx.cpu(),
                              shape_dict={'data': (1,) + image_shape})
     from mxnet.contrib import quantization
@@ -147,7 +154,7 @@ def build_versions(args, sym, arg_params, aux_params, image_shape, trained):
         calib_data=calib if args.calib_mode != 'none' else None,
         num_calib_examples=examples, quantized_dtype=args.quantized_dtype,
         quantize_mode='smart', logger=None)
-    return {'plain': (sym, arg_params, aux_params), 'fused': (fused, arg_params, aux_params),
+    return {'plain': plain, 'fused': (fused, arg_params, aux_params),
             'int8': (qsym, qargs, qaux)}
 
 
