@@ -34,8 +34,18 @@ def test_train_command_is_the_papers_recipe(experiment, name, epochs, steps):
     assert (flag(command, '--lr'), flag(command, '--wd'), flag(command, '--mom')) == \
         ('0.1', '1e-4', '0.9')
     assert (flag(command, '--pad-size'), flag(command, '--random-crop')) == ('4', '1')
+    assert flag(command, '--random-mirror') == '1'
     assert ('--shortcut' in command) == (network == 'resnet-v1')
     assert '--load-epoch' not in command
+
+
+def test_flips_are_an_option_with_their_own_folders(experiment):
+    command = experiment.train_command('resnet-20', 4, mirror=0)
+    assert flag(command, '--random-mirror') == '0'
+    assert flag(command, '--model-prefix') == os.path.join(
+        experiment.RUNS_DIR, 'resnet-20-4ep-nomirror', 'model')
+    assert experiment.run_dir('resnet-20', 4) == os.path.join(experiment.RUNS_DIR,
+                                                              'resnet-20-4ep')
 
 
 def test_a_started_run_continues_from_its_last_checkpoint(experiment):
@@ -60,11 +70,15 @@ def write_log(directory, errors):
 def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
     for name, final in [('plain-20', 0.10), ('plain-56', 0.12), ('resnet-20', 0.09)]:
         write_log(experiment.run_dir(name, 2), [(0.3, 0.25), (final - 0.01, final)])
+    write_log(experiment.run_dir('resnet-20', 3, mirror=0), [(0.3, 0.2)] * 3)
     assert experiment.report() == 0
     table = capsys.readouterr().out
-    assert '| plain-56 | 2 epochs | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' in table
-    assert '| resnet-20 | 2 epochs | 2 | 9.00% |' in table
+    assert '| plain-56 | 2 epochs | on | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' \
+        in table
+    assert '| resnet-20 | 2 epochs | on | 2 | 9.00% |' in table
+    assert '| resnet-20 | 3 epochs | off | 3 | 20.00% |' in table
     assert 'resnet-56' not in table
+    assert os.path.isfile(os.path.join(experiment.DOCS, 'fashion-mnist-3ep-nomirror.png'))
     with open(os.path.join(experiment.DOCS, 'fashion-mnist.md')) as f:
         assert f.read() == table
     from PIL import Image
