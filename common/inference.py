@@ -219,36 +219,36 @@ def shortcuts_as_convolutions(sym, arg_params, image_shape):
         keep = min(in_channels, out_channels)
         weight[np.arange(keep), np.arange(keep)] = 1
         arg_params[weight_name] = mx.nd.array(weight)
-        nodes.append({'op': 'null', 'name': weight_name, 'inputs': []})
-        node.update(op='Convolution', inputs=[[source_id, 0, 0], [len(nodes) - 1, 0, 0]],
+        # The zeros_like node becomes the weight: it precedes this node, so every node
+        # still follows its inputs.
+        nodes[zeros_id] = {'op': 'null', 'name': weight_name, 'inputs': []}
+        node.update(op='Convolution', inputs=[[source_id, 0, 0], [zeros_id, 0, 0]],
                     attrs={'kernel': '(1, 1)', 'stride': stride, 'pad': '(0, 0)',
                            'num_filter': str(out_channels), 'no_bias': 'True'})
         changed = True
     if not changed:
         return sym, arg_params
-    return mx.sym.load_json(json.dumps(_reachable(graph))), arg_params
+    return mx.sym.load_json(json.dumps(_without_unused_nodes(graph))), arg_params
 
 
-def _reachable(graph):
-    """`graph` (tojson() form) with the nodes its heads do not use dropped, in an order where
-    every node follows its inputs."""
+def _without_unused_nodes(graph):
+    """`graph` (tojson() form, every node after its inputs) without the nodes its heads do
+    not use."""
     nodes = graph['nodes']
-    order, seen = [], set()
-
-    def visit(i):
-        if i in seen:
-            return
-        seen.add(i)
-        for j, _, _ in nodes[i]['inputs']:
-            visit(j)
-        order.append(i)
-
+    used = [False] * len(nodes)
     for i, _, _ in graph['heads']:
-        visit(i)
-    new_id = {old: new for new, old in enumerate(order)}
+        used[i] = True
+    for i in reversed(range(len(nodes))):
+        if used[i]:
+            for j, _, _ in nodes[i]['inputs']:
+                used[j] = True
+    new_id = {}
+    for i in range(len(nodes)):
+        if used[i]:
+            new_id[i] = len(new_id)
     kept = [dict(nodes[i], inputs=[[new_id[j], k, v] for j, k, v in nodes[i]['inputs']])
-            for i in order]
+            for i in new_id]
     return {'nodes': kept,
-            'arg_nodes': [new_id[i] for i in order if nodes[i]['op'] == 'null'],
+            'arg_nodes': [new_id[i] for i in new_id if nodes[i]['op'] == 'null'],
             'heads': [[new_id[i], k, v] for i, k, v in graph['heads']],
             'attrs': graph.get('attrs', {})}

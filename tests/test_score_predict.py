@@ -250,6 +250,16 @@ def test_shortcuts_as_convolutions_compute_the_same(num_layers, image_shape, uni
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_shortcuts_as_convolutions_on_the_deepest_net():
+    """ResNet-1202: a graph deeper than Python's recursion limit is rewritten whole."""
+    sym = symbols.get_symbol('resnet-v1', num_classes=10, num_layers=1202,
+                             image_shape='1,28,28', shortcut='A')
+    new_sym, new_args = inference.shortcuts_as_convolutions(sym, {}, (1, 28, 28))
+    assert sorted(new_args) == ['stage2_unit1_sc_weight', 'stage3_unit1_sc_weight']
+    assert 'slice_like' not in {n['op'] for n in json.loads(new_sym.tojson())['nodes']}
+    assert set(new_sym.list_arguments()) == set(sym.list_arguments()) | set(new_args)
+
+
 def test_shortcuts_as_convolutions_leaves_other_graphs_alone():
     sym = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='1,28,28')
     new_sym, _ = inference.shortcuts_as_convolutions(sym, {}, (1, 28, 28))
