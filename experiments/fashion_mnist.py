@@ -53,14 +53,13 @@ def flips_suffix(mirror):
     return '' if mirror == MIRROR else ('-mirror' if mirror else '-nomirror')
 
 
-def run_dir(name, epochs, mirror=None):
-    mirror = MIRROR if mirror is None else mirror
+def run_dir(name, epochs, mirror=MIRROR):
     return os.path.join(RUNS_DIR, '%s-%dep%s' % (name, epochs, flips_suffix(mirror)))
 
 
-def train_command(name, epochs=EPOCHS, extra=(), mirror=None):
-    mirror = MIRROR if mirror is None else mirror
+def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR):
     network, depth = RUNS[name]
+    prefix = os.path.join(run_dir(name, epochs, mirror), 'model')
     steps = '%d,%d' % (epochs // 2, -(-3 * epochs // 4))
     command = [sys.executable, os.path.join(ROOT, 'train_resnet.py'),
                '--network', network, '--num-layers', str(depth),
@@ -71,16 +70,16 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=None):
                '--batch-size', '128', '--lr', '0.1', '--lr-schedule', 'step',
                '--lr-step-epochs', steps, '--lr-factor', '0.1', '--wd', '1e-4', '--mom', '0.9',
                '--num-epochs', str(epochs), '--disp-batches', '100',
-               '--model-prefix', os.path.join(run_dir(name, epochs, mirror), 'model')]
+               '--model-prefix', prefix]
     if network == 'resnet-v1':
         command += ['--shortcut', 'A']
-    last = max(available(os.path.join(run_dir(name, epochs, mirror), 'model')), default=None)
+    last = max(available(prefix), default=None)
     if last and '--load-epoch' not in extra:
         command += ['--load-epoch', str(last)]
     return command + list(extra)
 
 
-def train(name, epochs, extra=(), mirror=None):
+def train(name, epochs, extra=(), mirror=MIRROR):
     directory = run_dir(name, epochs, mirror)
     if len(read_epochs(directory)) >= epochs:
         print('%s: %d epochs already trained in %s' % (name, epochs, directory))
