@@ -20,14 +20,19 @@ def mxnet_error_summary(err):
 
 def run_tool(body, prog=None):
     """Call body(); a UsageError exits 2 and an MXNetError exits 1, each as one line on
-    stderr. Returns body's exit status (None counts as 0)."""
+    stderr (also an MXNetError that `simple_bind` re-raises as a RuntimeError). Returns
+    body's exit status (None counts as 0)."""
     prog = prog or os.path.basename(sys.argv[0])
     try:
         status = body()
     except UsageError as err:
         print('%s: error: %s' % (prog, err), file=sys.stderr)
         return 2
-    except mx.base.MXNetError as err:
+    except (mx.base.MXNetError, RuntimeError) as err:
+        if not isinstance(err, mx.base.MXNetError):
+            err = err.__cause__ or err.__context__
+            if not isinstance(err, mx.base.MXNetError):
+                raise
         print('%s: error: MXNet failed: %s' % (prog, mxnet_error_summary(err)), file=sys.stderr)
         return 1
     return status or 0

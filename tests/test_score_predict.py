@@ -277,3 +277,12 @@ def test_quantize_option_a_net_is_int8_throughout():
     ops = [n['op'] for n in json.loads(versions['int8'][0].tojson())['nodes']]
     assert not {'zeros_like', 'slice_like', 'Concat', 'Pooling'} & set(ops)
     assert ops.count('_contrib_dequantize') <= 1
+
+
+def test_quantize_shape_int8_cannot_take_is_one_line(tiny_checkpoint, capsys):
+    """INT8's pooling checks its kernel against the input even for global pooling: an image
+    too small for it fails at bind, reported in one line (not simple_bind's traceback)."""
+    prefix, epoch = tiny_checkpoint
+    assert quantize.main(['--model', prefix, '--epoch', str(epoch), '--image-shape', '1,8,8',
+                          '--batch-sizes', '1', '--calib-batches', '1']) == 1
+    assert 'exceeds input' in one_line_error(capsys)
