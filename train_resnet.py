@@ -99,7 +99,7 @@ def prepare(argv=None):
 
 def run(argv=None, own_process=False):
     """Train as the command line says; `own_process`: this process is only for this run,
-    so MXNet's engine may be chosen for it (see common.fit.use_naive_engine)."""
+    so MXNet's engine may be chosen for it (see common.use_naive_engine)."""
     args, image_shape = prepare(argv)
     symbol = build_symbol(args, image_shape)
     trainer = Trainer(args, symbol, image_shape, pick_engine=own_process)

@@ -15,5 +15,17 @@ def use_all_cores():
     os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0))))
 
 
+def use_naive_engine(gpus='', kv_store='local'):
+    """Run MXNet's operators on its synchronous engine when the process computes on the CPU
+    alone. On the 2-core machines measured in the README it is much faster than the
+    threaded engine: ResNet-20 trains about 1.5x faster, and tools/quantize.py's ResNet-50
+    runs inference 2.6x to 2.8x faster. MXNet reads the setting when its
+    engine starts (at the first operator), so call this before any NDArray exists; an
+    explicit MXNET_ENGINE_TYPE wins. Not with GPUs, nor for distributed workers, whose
+    kvstore needs the threaded engine."""
+    if not gpus and not kv_store.startswith('dist'):
+        os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
+
+
 class UsageError(Exception):
     """Bad input from the user: reported as one line, never as a traceback."""

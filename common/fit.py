@@ -16,7 +16,7 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from . import UsageError, checkpoint
+from . import UsageError, checkpoint, use_naive_engine
 from .data import SyntheticDataIter, count_records, default_idx, record_iter
 
 KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
@@ -129,16 +129,6 @@ def create_kvstore(name):
         # state and can checkpoint it; every worker ends an update with equal parameters.
         os.environ['MXNET_UPDATE_ON_KVSTORE'] = '0'
     return mx.kv.create(name)
-
-
-def use_naive_engine(args):
-    """For CPU training in one process, MXNet's synchronous engine: it runs the operators
-    without the threaded engine's scheduling (ResNet-20 trains about 1.5x faster on 2 cores;
-    README, "Training speed on the CPU"). MXNet reads the setting when its engine starts (at
-    the first operator), so call this before binding; an explicit MXNET_ENGINE_TYPE wins.
-    Not for distributed workers, whose kvstore needs the threaded engine."""
-    if not args.gpus and not args.kv_store.startswith('dist'):
-        os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 
 
 def lr_scheduler(args, epoch_size):
@@ -392,7 +382,7 @@ class Trainer(object):
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))
         if self.pick_engine:
-            use_naive_engine(args)
+            use_naive_engine(args.gpus, args.kv_store)
         per_worker = args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
                                    begin_epoch * self.epoch_size + begin_batch)

@@ -1,12 +1,14 @@
 """tools/benchmark.py (its pure parts, the GPU branch with num_gpus mocked, one real CPU
 cell) and tools/export.py (Gluon SymbolBlock and ONNX, checked against Module)."""
 import io
+import os
 import warnings
 
 import mxnet as mx
 import numpy as np
 import pytest
 
+from common import use_naive_engine
 from tools import benchmark, export
 
 
@@ -56,6 +58,29 @@ def test_benchmark_without_gpu(monkeypatch, capsys):
     assert benchmark.main(['--num-layers', '21', '--image-shape', '3,28,28']) == 2
     assert benchmark.main(['--dtypes', 'int8']) == 2
     assert benchmark.main(['--batch-sizes', '0']) == 2
+
+
+@pytest.mark.parametrize('gpus, engine', [('none', 'NaiveEngine'), ('auto', None)])
+def test_benchmark_command_line_engine(monkeypatch, gpus, engine):
+    """From the command line, CPU-only runs use MXNet's synchronous engine (the threaded
+    one's OpenMP teams contend on a few cores); runs with a GPU keep the threaded one."""
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 1)
+    monkeypatch.delenv('MXNET_ENGINE_TYPE', raising=False)
+    benchmark.run(bench_args('--num-layers', '20', '--image-shape', '3,28,28', '--gpus', gpus),
+                  out=io.StringIO(),
+                  measure_fn=lambda *a: 1.0, own_process=True)
+    assert os.environ.get('MXNET_ENGINE_TYPE') == engine
+
+
+def test_use_naive_engine_only_for_one_cpu_process(monkeypatch):
+    for gpus, kv_store, engine in [('', 'local', 'NaiveEngine'), ('0', 'local', None),
+                                   ('', 'dist_sync', None)]:
+        monkeypatch.delenv('MXNET_ENGINE_TYPE', raising=False)
+        use_naive_engine(gpus, kv_store)
+        assert os.environ.get('MXNET_ENGINE_TYPE') == engine
+    monkeypatch.setenv('MXNET_ENGINE_TYPE', 'ThreadedEngine')
+    use_naive_engine()
+    assert os.environ['MXNET_ENGINE_TYPE'] == 'ThreadedEngine'
 
 
 def test_format_table():

@@ -243,6 +243,8 @@ def test_shortcuts_as_convolutions_compute_the_same(num_layers, image_shape, uni
     assert old_ops.count('slice_like') == units
     assert not {'zeros_like', 'slice_like', 'Concat'} & set(ops)
     assert ops.count('Convolution') == old_ops.count('Convolution') + units
+    # each shortcut copies a ReLU's output (or its max-pooling): a ReLU marks it unsigned
+    assert ops.count('Activation') == old_ops.count('Activation') + units
     new_exe = new_sym.simple_bind(mx.cpu(), data=(2,) + image_shape, grad_req='null')
     new_exe.copy_params_from(dict(new_args, data=exe.arg_dict['data']), exe.aux_dict)
     expected = exe.forward(is_train=False)[0].asnumpy()
@@ -267,16 +269,21 @@ def test_shortcuts_as_convolutions_leaves_other_graphs_alone():
 
 
 def test_quantize_option_a_net_is_int8_throughout():
-    """resnet-v1 (option A): the INT8 graph keeps no float32 shortcut ops."""
+    """resnet-v1 (option A): the INT8 graph keeps no float32 shortcut ops, and every
+    convolution, the shortcuts' too, ends in a ReLU, so that its INT8 output is uint8."""
     args = quantize.build_parser().parse_args([
         '--network', 'resnet-v1', '--num-layers', '20', '--image-shape', '1,28,28',
         '--num-classes', '10', '--batch-sizes', '1', '--rounds', '1', '--min-time', '0.01',
         '--calib-batches', '1', '--calib-batch-size', '8'])
     sym, arg_params, aux_params, image_shape, _ = quantize.load(args)
     versions = quantize.build_versions(args, sym, arg_params, aux_params, image_shape, False)
-    ops = [n['op'] for n in json.loads(versions['int8'][0].tojson())['nodes']]
+    nodes = json.loads(versions['int8'][0].tojson())['nodes']
+    ops = [n['op'] for n in nodes]
     assert not {'zeros_like', 'slice_like', 'Concat', 'Pooling'} & set(ops)
     assert ops.count('_contrib_dequantize') <= 1
+    convs = [n['attrs'] for n in nodes if n['op'] == '_sg_mkldnn_conv']
+    assert len(convs) == 19 + 2
+    assert all('true' in (a.get('with_act'), a.get('with_postsum_act')) for a in convs), convs
 
 
 def test_quantize_shape_int8_cannot_take_is_one_line(tiny_checkpoint, capsys):

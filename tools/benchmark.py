@@ -21,6 +21,9 @@ import time
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import use_all_cores, use_naive_engine  # noqa: E402
+use_all_cores()  # before MXNet loads
+
 import mxnet as mx  # noqa: E402
 
 import symbols  # noqa: E402
@@ -182,9 +185,11 @@ def format_table(rows):
     return '\n'.join(lines)
 
 
-def run(args, out=None, measure_fn=measure):
+def run(args, out=None, measure_fn=measure, own_process=False):
     out = out or sys.stdout
     rows = plan(args)
+    if own_process and all(row['device'][0] == 'cpu' for row in rows):
+        use_naive_engine()  # not with GPUs: the synchronous engine would serialise their work
     for row in rows:
         for mode in row['modes']:
             row[mode] = measure_fn(row, mode, args.warmup, args.iters, args.repeats)
@@ -192,10 +197,12 @@ def run(args, out=None, measure_fn=measure):
     return rows
 
 
-def main(argv=None):
+def main(argv=None, own_process=False):
+    """`own_process`: this process runs only this command, so MXNet's engine may be chosen
+    for it (common.use_naive_engine)."""
     args = build_parser().parse_args(argv)
-    return run_tool(lambda: run(args) and 0)
+    return run_tool(lambda: run(args, own_process=own_process) and 0)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(own_process=True))

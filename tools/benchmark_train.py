@@ -49,7 +49,8 @@ def time_steps(step, warmup, iters, sync):
 def bench_mxnet_module(depth, batch_size, warmup, iters, residual_sum):
     import train_resnet  # sets MXNet's thread count before MXNet loads
     import mxnet as mx
-    from common.fit import Trainer, use_naive_engine
+    from common import use_naive_engine
+    from common.fit import Trainer
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
             '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
             '--batch-size', str(batch_size), '--num-epochs', '1', '--model-prefix', '',
@@ -58,7 +59,7 @@ def bench_mxnet_module(depth, batch_size, warmup, iters, residual_sum):
     symbol = train_resnet.build_symbol(args, image_shape)
     args.num_examples = batch_size * (warmup + iters)
     trainer = Trainer(args, symbol, IMAGE)
-    use_naive_engine(args)  # as train_resnet.py's command line does
+    use_naive_engine(args.gpus, args.kv_store)  # as train_resnet.py's command line does
     module = trainer.build_module((batch_size,) + IMAGE, None, None, 0)
     metric = mx.metric.create(['acc', 'ce'])
     batch = next(iter(trainer.train_iter(0)))

@@ -21,6 +21,9 @@ import numpy as np
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import use_all_cores  # noqa: E402
+use_all_cores()  # before MXNet loads
+
 import mxnet as mx  # noqa: E402
 
 from common.cli import run_tool  # noqa: E402

@@ -32,6 +32,9 @@ import numpy as np
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import use_all_cores, use_naive_engine  # noqa: E402
+use_all_cores()  # before MXNet loads
+
 import mxnet as mx  # noqa: E402
 
 import symbols  # noqa: E402
@@ -238,11 +241,15 @@ def run(args, out=None):
     return {'rows': rows, 'accuracy': accuracy}
 
 
-def main(argv=None):
+def main(argv=None, own_process=False):
+    """`own_process`: this process runs only this command, so MXNet's engine may be chosen
+    for it (common.use_naive_engine)."""
     logging.getLogger().setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    if own_process:
+        use_naive_engine()
     return run_tool(lambda: run(args) and 0)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(own_process=True))

@@ -19,6 +19,9 @@ import numpy as np
 if not __package__:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import use_all_cores, use_naive_engine  # noqa: E402
+use_all_cores()  # before MXNet loads
+
 from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
@@ -142,8 +145,12 @@ def report(result, out=None):
     print('confusion matrix: %s' % result['confusion_png'], file=out)
 
 
-def main(argv=None):
+def main(argv=None, own_process=False):
+    """`own_process`: this process runs only this command, so MXNet's engine may be chosen
+    for it (common.use_naive_engine)."""
     args = build_parser().parse_args(argv)
+    if own_process:
+        use_naive_engine(args.gpus)
 
     def body():
         result = score(args)
@@ -155,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(own_process=True))
