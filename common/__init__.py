@@ -17,9 +17,9 @@ def use_all_cores():
 
 def use_naive_engine(gpus='', kv_store='local'):
     """Run MXNet's operators on its synchronous engine when the process computes on the CPU
-    alone. On the 2-core machines measured in the README it is much faster than the
-    threaded engine: ResNet-20 trains about 1.5x faster, and tools/quantize.py's ResNet-50
-    runs inference 2.6x to 2.8x faster. MXNet reads the setting when its
+    alone. On the 2-core machines measured in the README it is faster than the threaded
+    engine: ResNet-20 trains about 1.5x faster, and ResNet-50 inference at batch 1 in
+    tools/quantize.py runs 1.4x (float32) to 1.5x (INT8) faster. MXNet reads the setting when its
     engine starts (at the first operator), so call this before any NDArray exists; an
     explicit MXNET_ENGINE_TYPE wins. Not with GPUs, nor for distributed workers, whose
     kvstore needs the threaded engine."""
