@@ -90,23 +90,36 @@ def forward_backward(sym, seed=0):
 
 @pytest.mark.parametrize('network,kwargs', [('resnet', {}), ('resnet-v1', {'shortcut': 'A'}),
                                             ('resnet-v1', {'shortcut': 'B'})])
-def test_training_graph_sums_with_add_n_and_computes_the_same(network, kwargs):
+def test_training_graph_rewrites_compute_the_same(network, kwargs):
+    """Residual sums by add_n and the global average pooling by mean: same names,
+    parameters, user attributes (mirror_stage), outputs and gradients."""
     sym = symbols.get_symbol(network, num_classes=10, num_layers=20, image_shape='1,28,28',
                              memonger=True, **kwargs)
     trained = fit.training_graph(sym)
-    ops = [node['op'] for node in json.loads(trained.tojson())['nodes']]
+    nodes = json.loads(trained.tojson())['nodes']
+    ops = [node['op'] for node in nodes]
     assert 'elemwise_add' not in ops and ops.count('add_n') == 9
+    assert [n['name'] for n in nodes if n['op'] == 'mean'] == ['pool1']
+    assert [n['name'] for n in nodes if n['op'] != 'null'] == \
+        [n['name'] for n in json.loads(sym.tojson())['nodes'] if n['op'] != 'null']
     assert trained.list_arguments() == sym.list_arguments()
     assert trained.list_auxiliary_states() == sym.list_auxiliary_states()
-    attrs = trained.attr_dict()  # every attribute kept (mirror_stage included)
-    assert all(attrs[name].items() >= value.items() for name, value in sym.attr_dict().items())
+    attrs = trained.attr_dict()  # every attribute kept (mirror_stage included) ...
+    for name, value in sym.attr_dict().items():
+        if name == 'pool1':  # ... but Pooling's own parameters
+            value = {k: v for k, v in value.items() if k.startswith('__')}
+        assert attrs[name].items() >= value.items(), name
     out, grads = forward_backward(sym)
     fast_out, fast_grads = forward_backward(trained)
     np.testing.assert_allclose(fast_out, out, rtol=1e-5, atol=1e-6)
     for name in grads:
         scale = np.abs(grads[name]).max() + 1e-12
-        assert np.abs(fast_grads[name] - grads[name]).max() / scale < 1e-4, name
-    assert fit.training_graph(sym, 'elemwise_add') is sym
+        # summation order differs: bn_data_beta's gradient, a sum over the whole batch
+        # with cancellation, moves by 2e-4 of itself
+        assert np.abs(fast_grads[name] - grads[name]).max() / scale < 1e-3, name
+    assert fit.training_graph(sym, 'elemwise_add', 'pooling') is sym
+    ops = [n['op'] for n in json.loads(fit.training_graph(sym, 'add_n', 'pooling').tojson())['nodes']]
+    assert 'mean' not in ops and 'Pooling' in ops
 
 
 def test_top_k_is_reported(tmp_path):

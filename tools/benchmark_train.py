@@ -8,9 +8,10 @@ frameworks alternates between repeats, and the table shows the median of the rep
 Contenders, all CIFAR-style pre-activation ResNets (16/32/64 filters, 3 stages) at 32x32:
 - mxnet-module: our path, train_resnet's Trainer (Module, forward_backward/update/metric)
   over the reference `symbols/resnet.py` graph (built for 28 px, fed 32x32 images), its
-  residual sums computed by add_n (`--residual-sum add_n`, the default;
-  common.fit.training_graph);
-- mxnet-module-elemwise-add: the same with `--residual-sum elemwise_add`, the graph as built;
+  residual sums computed by add_n and its global average pooling by mean (the defaults
+  `--residual-sum add_n --global-pool mean`; common.fit.training_graph);
+- mxnet-module-as-built: the same with `--residual-sum elemwise_add --global-pool pooling`,
+  the graph as built;
 - gluoncv: gluoncv's model zoo `cifar_resnet<depth>_v2`, hybridized, Gluon Trainer;
 - torch-eager, torch-channels-last, torch-compile: the same network written in PyTorch.
 PyTorch is optional (`pip install torch==2.13.0`); missing contenders are reported as such.
@@ -28,7 +29,7 @@ if __package__ in (None, ''):
 
 from common import use_all_cores  # noqa: E402  pylint: disable=wrong-import-position
 
-CONTENDERS = ('mxnet-module', 'mxnet-module-elemwise-add', 'gluoncv', 'torch-eager',
+CONTENDERS = ('mxnet-module', 'mxnet-module-as-built', 'gluoncv', 'torch-eager',
               'torch-channels-last', 'torch-compile')
 IMAGE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -46,7 +47,7 @@ def time_steps(step, warmup, iters, sync):
     return time.perf_counter() - start
 
 
-def bench_mxnet_module(depth, batch_size, warmup, iters, residual_sum):
+def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
     import train_resnet  # sets MXNet's thread count before MXNet loads
     import mxnet as mx
     from common import use_naive_engine
@@ -54,7 +55,9 @@ def bench_mxnet_module(depth, batch_size, warmup, iters, residual_sum):
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
             '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
             '--batch-size', str(batch_size), '--num-epochs', '1', '--model-prefix', '',
-            '--log-file', '', '--disp-batches', str(10 ** 9), '--residual-sum', residual_sum]
+            '--log-file', '', '--disp-batches', str(10 ** 9)]
+    if as_built:
+        argv += ['--residual-sum', 'elemwise_add', '--global-pool', 'pooling']
     args, image_shape = train_resnet.prepare(argv)
     symbol = train_resnet.build_symbol(args, image_shape)
     args.num_examples = batch_size * (warmup + iters)
@@ -148,8 +151,8 @@ def bench_torch(depth, batch_size, warmup, iters, channels_last=False, compile_m
 def run_one(contender, depth, batch_size, warmup, iters):
     """Seconds for `iters` steps of one contender (called in a fresh process)."""
     if contender.startswith('mxnet-module'):
-        residual_sum = 'elemwise_add' if contender.endswith('elemwise-add') else 'add_n'
-        return bench_mxnet_module(depth, batch_size, warmup, iters, residual_sum)
+        return bench_mxnet_module(depth, batch_size, warmup, iters,
+                                  as_built=contender.endswith('as-built'))
     if contender == 'gluoncv':
         return bench_gluoncv(depth, batch_size, warmup, iters)
     return bench_torch(depth, batch_size, warmup, iters,
