@@ -90,8 +90,8 @@ def prepare(argv=None):
     if args.model_prefix is None:
         args.model_prefix = os.path.join('runs', '%s-%d' % (args.network, args.num_layers),
                                          'model')
-    if args.log_file is None:
-        args.log_file = args.model_prefix + '-log.jsonl'
+    if args.log_file is None:  # no prefix (no checkpoints): no log either
+        args.log_file = args.model_prefix + '-log.jsonl' if args.model_prefix else ''
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
     return args, image_shape

@@ -105,7 +105,8 @@ def add_fit_args(parser):
     train.add_argument('--test-io', type=int, default=0, help='1: only read the data')
     train.add_argument('--seed', type=int, default=0, help='seed of init, shuffle and aug')
     train.add_argument('--log-file', type=str,
-                       help='JSON-lines log (default: <model-prefix>-log.jsonl)')
+                       help='JSON-lines log (default: <model-prefix>-log.jsonl; none '
+                            'with an empty prefix)')
     return train
 
 
@@ -261,10 +262,10 @@ class Trainer(object):
     """Builds the Module and the iterators, then runs epochs with checkpoints and logs."""
 
     def __init__(self, args, symbol, image_shape, pick_engine=False):
-        """pick_engine: choose MXNet's engine for this process before binding
-        (`use_naive_engine`); for a process of its own, such as the command line's."""
+        """pick_engine: choose MXNet's engine for this process once the arguments are
+        checked, before any NDArray (`use_naive_engine`); for a process of its own, such as
+        the command line's."""
         self.args = args
-        self.pick_engine = pick_engine
         self.symbol = symbol
         self.image_shape = image_shape
         self.contexts = contexts(parse_gpus(args.gpus))
@@ -296,6 +297,8 @@ class Trainer(object):
         # Every worker runs the same number of batches per epoch, whatever its shard holds,
         # so synchronous jobs cannot wait forever on a worker that ran out of data.
         self.epoch_size = max(args.num_examples // args.batch_size, 1)
+        if pick_engine:
+            use_naive_engine(args.gpus, args.kv_store)
 
     # -- data ---------------------------------------------------------------
     def train_iter(self, epoch):
@@ -398,8 +401,6 @@ class Trainer(object):
         if begin_epoch >= args.num_epochs:
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))
-        if self.pick_engine:
-            use_naive_engine(args.gpus, args.kv_store)
         per_worker = args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
                                    begin_epoch * self.epoch_size + begin_batch)

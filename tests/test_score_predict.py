@@ -11,6 +11,7 @@ import symbols
 from conftest import ROOT, bind
 from common import inference
 from common.data import count_records
+from recio_helpers import assert_clean_error, run_script
 from tools import predict, quantize, score
 
 VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
@@ -110,6 +111,15 @@ def test_score_errors(tiny_checkpoint, tmp_path, capsys, change, expected):
     argv.update(change)
     assert score.main([x for kv in argv.items() for x in kv]) == 2
     assert expected in one_line_error(capsys)
+
+
+def test_score_command_line_error_is_one_line(tiny_checkpoint):
+    """From the command line score picks MXNet's engine, which MXNet announces on stderr:
+    that line must not join the error."""
+    prefix, _ = tiny_checkpoint
+    result = run_script(os.path.join(ROOT, 'tools', 'score.py'),
+                        ['--model', prefix, '--epoch', '99', '--data-val', VAL_REC])
+    assert_clean_error(result.returncode, result.stderr, '--epoch 99', 'no checkpoint')
 
 
 def test_score_truncated_rec(tiny_checkpoint, tmp_path, capsys):

@@ -283,6 +283,21 @@ def test_num_examples_is_counted_from_the_index():
     assert trainer.epoch_size == args.num_examples // args.batch_size
 
 
+def test_engine_is_chosen_before_any_checkpoint_is_read(monkeypatch):
+    """pick_engine acts when the Trainer is built, before run() reads a checkpoint to resume
+    (MXNet fixes its engine at the first NDArray)."""
+    monkeypatch.setenv('MXNET_ENGINE_TYPE', '')
+    monkeypatch.delenv('MXNET_ENGINE_TYPE')
+    args, shape = train_resnet.prepare([])
+    fit.Trainer(args, train_resnet.build_symbol(args, shape), shape, pick_engine=True)
+    assert os.environ.get('MXNET_ENGINE_TYPE') == 'NaiveEngine'
+
+
+def test_empty_prefix_writes_no_log():
+    assert parse(['--model-prefix', '']).log_file == ''
+    assert parse(['--model-prefix', 'runs/x/model']).log_file == 'runs/x/model-log.jsonl'
+
+
 def test_float16_optimizer_is_multi_precision_with_loss_scale():
     args, shape = train_resnet.prepare(['--dtype', 'float16', '--loss-scale', '128',
                                         '--label-smoothing', '0.1', '--test-io', '1'])

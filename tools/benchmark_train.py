@@ -50,7 +50,6 @@ def time_steps(step, warmup, iters, sync):
 def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
     import train_resnet  # sets MXNet's thread count before MXNet loads
     import mxnet as mx
-    from common import use_naive_engine
     from common.fit import Trainer
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
             '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
@@ -61,8 +60,7 @@ def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
     args, image_shape = train_resnet.prepare(argv)
     symbol = train_resnet.build_symbol(args, image_shape)
     args.num_examples = batch_size * (warmup + iters)
-    trainer = Trainer(args, symbol, IMAGE)
-    use_naive_engine(args.gpus, args.kv_store)  # as train_resnet.py's command line does
+    trainer = Trainer(args, symbol, IMAGE, pick_engine=True)  # as train_resnet.py's CLI does
     module = trainer.build_module((batch_size,) + IMAGE, None, None, 0)
     metric = mx.metric.create(['acc', 'ce'])
     batch = next(iter(trainer.train_iter(0)))
