@@ -90,6 +90,13 @@ def assert_gradients_reach_every_argument(sym, exe):
             assert np.any(grad != 0), 'no gradient reaches %s' % name
 
 
+def unset_engine_type(monkeypatch):
+    """Unset MXNET_ENGINE_TYPE so that whatever the test then sets is undone after it
+    (delenv alone does not undo a variable set later when it was unset before)."""
+    monkeypatch.setenv('MXNET_ENGINE_TYPE', '')
+    monkeypatch.delenv('MXNET_ENGINE_TYPE')
+
+
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tmp_path_factory):
     """(prefix, epoch) of a ResNet-20 trained for 4 batches of 64 on the bundled data."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from common import use_naive_engine
+from conftest import unset_engine_type
 from tools import benchmark, export
 
 
@@ -60,19 +61,12 @@ def test_benchmark_without_gpu(monkeypatch, capsys):
     assert benchmark.main(['--batch-sizes', '0']) == 2
 
 
-def no_engine_type(monkeypatch):
-    """Unset MXNET_ENGINE_TYPE so that whatever the test sets is undone after it (delenv
-    alone does not undo a variable set later when it was unset before)."""
-    monkeypatch.setenv('MXNET_ENGINE_TYPE', '')
-    monkeypatch.delenv('MXNET_ENGINE_TYPE')
-
-
 @pytest.mark.parametrize('gpus, engine', [('none', 'NaiveEngine'), ('auto', None)])
 def test_benchmark_command_line_engine(monkeypatch, gpus, engine):
     """From the command line, CPU-only runs use MXNet's synchronous engine (the threaded
     one's OpenMP teams contend on a few cores); runs with a GPU keep the threaded one."""
     monkeypatch.setattr(mx.context, 'num_gpus', lambda: 1)
-    no_engine_type(monkeypatch)
+    unset_engine_type(monkeypatch)
     benchmark.run(bench_args('--num-layers', '20', '--image-shape', '3,28,28', '--gpus', gpus),
                   out=io.StringIO(),
                   measure_fn=lambda *a: 1.0, own_process=True)
@@ -82,7 +76,7 @@ def test_benchmark_command_line_engine(monkeypatch, gpus, engine):
 def test_use_naive_engine_only_for_one_cpu_process(monkeypatch):
     for gpus, kv_store, engine in [('', 'local', 'NaiveEngine'), ('0', 'local', None),
                                    ('', 'dist_sync', None)]:
-        no_engine_type(monkeypatch)
+        unset_engine_type(monkeypatch)
         use_naive_engine(gpus, kv_store)
         assert os.environ.get('MXNET_ENGINE_TYPE') == engine
     monkeypatch.setenv('MXNET_ENGINE_TYPE', 'ThreadedEngine')

@@ -11,7 +11,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, unset_engine_type
 import symbols
 import train_resnet
 from common import UsageError, checkpoint
@@ -286,8 +286,7 @@ def test_num_examples_is_counted_from_the_index():
 def test_engine_is_chosen_before_any_checkpoint_is_read(monkeypatch):
     """pick_engine acts when the Trainer is built, before run() reads a checkpoint to resume
     (MXNet fixes its engine at the first NDArray)."""
-    monkeypatch.setenv('MXNET_ENGINE_TYPE', '')
-    monkeypatch.delenv('MXNET_ENGINE_TYPE')
+    unset_engine_type(monkeypatch)
     args, shape = train_resnet.prepare([])
     fit.Trainer(args, train_resnet.build_symbol(args, shape), shape, pick_engine=True)
     assert os.environ.get('MXNET_ENGINE_TYPE') == 'NaiveEngine'
