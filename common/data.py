@@ -6,6 +6,7 @@ precedence: an explicit flag, then the dataset preset, then the `--aug-level`
 preset, then the base default. (In MXNet 1.9.1's example the ImageNet augmentation
 level is set after parsing and so never applies; here it always does.)
 """
+import math
 import os
 import struct
 
@@ -115,6 +116,9 @@ def add_data_aug_args(parser):
     aug.add_argument('--contrast', type=float, help='contrast jitter')
     aug.add_argument('--saturation', type=float, help='saturation jitter')
     aug.add_argument('--pca-noise', type=float, help='PCA (lighting) noise')
+    aug.add_argument('--random-erasing', type=float, default=0.0,
+                     help='probability of erasing a random rectangle of each training image '
+                          '(Zhong et al. 2017; applied after ImageRecordIter)')
     return aug
 
 
@@ -129,6 +133,9 @@ def apply_presets(args):
     for key in BASE_DEFAULTS:
         if getattr(args, key, None) is None:
             setattr(args, key, next(layer[key] for layer in layers if key in layer))
+    if not 0 <= getattr(args, 'random_erasing', 0) <= 1:
+        raise UsageError('--random-erasing %g: expected a probability in [0, 1]'
+                         % args.random_erasing)
     if not args.data_train and not args.benchmark:
         args.data_train = BUNDLED_DATA['data_train']
         if not args.data_val:
@@ -218,15 +225,19 @@ def _per_channel(text, channels, flag):
     return values[:channels]
 
 
+def normalisation(args, channels):
+    """The per-channel (mean, std) of --rgb-mean and --rgb-std."""
+    return (_per_channel(args.rgb_mean, channels, '--rgb-mean'),
+            _per_channel(args.rgb_std, channels, '--rgb-std'))
+
+
 def record_iter(args, image_shape, path, idx_path, train, num_parts=1, part_index=0, epoch=0):
     """An ImageRecordIter over one worker's part; training iterators shuffle and augment.
 
     The shuffle and augmentation seeds depend on `epoch`, so a fresh iterator per
     epoch gives the same data order whether or not the run was resumed.
     """
-    channels = image_shape[0]
-    mean = _per_channel(args.rgb_mean, channels, '--rgb-mean')
-    std = _per_channel(args.rgb_std, channels, '--rgb-std')
+    mean, std = normalisation(args, image_shape[0])
     params = dict(path_imgrec=path, label_width=1, data_shape=image_shape,
                   batch_size=args.batch_size // num_parts, num_parts=num_parts,
                   part_index=part_index, preprocess_threads=args.data_nthreads,
@@ -250,6 +261,32 @@ def record_iter(args, image_shape, path, idx_path, train, num_parts=1, part_inde
             random_resized_crop=bool(args.random_resized_crop), brightness=args.brightness,
             contrast=args.contrast, saturation=args.saturation, pca_noise=args.pca_noise)
     return mx.io.ImageRecordIter(**params)
+
+
+def random_erasing(images, rng, probability, mean, std, area=(0.02, 0.4), min_aspect=0.3):
+    """Random erasing (Zhong et al. 2017), in place on a normalised NCHW numpy batch.
+
+    Each image, with `probability`, gets one rectangle of `area` (fraction of the image)
+    and aspect ratio in [min_aspect, 1/min_aspect] filled with random pixel values
+    (uniform 0..255, normalised with the per-channel `mean` and `std`); as in the paper,
+    up to 100 draws are tried for a rectangle that fits.
+    """
+    count, channels, height, width = images.shape
+    mean = np.asarray(mean, dtype=images.dtype).reshape(channels, 1, 1)
+    std = np.asarray(std, dtype=images.dtype).reshape(channels, 1, 1)
+    for i in np.flatnonzero(rng.uniform(size=count) < probability):
+        for _ in range(100):
+            target = rng.uniform(*area) * height * width
+            aspect = rng.uniform(min_aspect, 1 / min_aspect)
+            h = int(round(math.sqrt(target * aspect)))
+            w = int(round(math.sqrt(target / aspect)))
+            if 0 < h < height and 0 < w < width:
+                top = rng.randint(0, height - h + 1)
+                left = rng.randint(0, width - w + 1)
+                noise = rng.uniform(0, 255, (channels, h, w)).astype(images.dtype)
+                images[i, :, top:top + h, left:left + w] = (noise - mean) / std
+                break
+    return images
 
 
 class SyntheticDataIter(mx.io.DataIter):

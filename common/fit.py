@@ -17,7 +17,8 @@ import mxnet as mx
 import numpy as np
 
 from . import UsageError, checkpoint, use_naive_engine
-from .data import SyntheticDataIter, count_records, default_idx, record_iter
+from .data import (SyntheticDataIter, count_records, default_idx, normalisation, random_erasing,
+                   record_iter)
 
 KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
 LR_SCHEDULES = ('step', 'cosine', 'poly')
@@ -317,12 +318,22 @@ class Trainer(object):
                            self.num_workers, self.rank)
 
     def batches(self, epoch, skip=0):
-        """Exactly epoch_size batches of `epoch`, wrapping round a short shard."""
+        """Exactly epoch_size batches of `epoch`, wrapping round a short shard; with
+        --random-erasing, erased with a generator seeded by (seed, epoch, batch, worker)."""
+        args = self.args
         data = self.train_iter(epoch)
+        erasing = args.random_erasing and not args.benchmark
+        if erasing:
+            mean, std = normalisation(args, self.image_shape[0])
         done = 0
         while done < self.epoch_size:
             for batch in data:
                 if done >= skip:
+                    if erasing:
+                        rng = np.random.RandomState([args.seed, epoch, done, self.rank])
+                        images = random_erasing(batch.data[0].asnumpy(), rng,
+                                                args.random_erasing, mean, std)
+                        batch.data[0][:] = images
                     yield done, batch
                 done += 1
                 if done >= self.epoch_size:

@@ -14,7 +14,7 @@ import mxnet as mx
 import numpy as np
 
 from . import UsageError, checkpoint
-from .data import (BASE_DEFAULTS, DATASET_PRESETS, _per_channel, count_records, default_idx,
+from .data import (BASE_DEFAULTS, DATASET_PRESETS, count_records, default_idx, normalisation,
                    record_iter)
 
 
@@ -108,8 +108,7 @@ def resolve_preprocess(args, channels):
     if image_shape[0] != channels:
         raise UsageError('--image-shape %s: the model takes %d-channel images'
                          % (args.image_shape, channels))
-    args.mean = np.array(_per_channel(args.rgb_mean, channels, '--rgb-mean'), np.float32)
-    args.std = np.array(_per_channel(args.rgb_std, channels, '--rgb-std'), np.float32)
+    args.mean, args.std = (np.array(v, np.float32) for v in normalisation(args, channels))
     return image_shape
 
 

@@ -48,6 +48,21 @@ def test_flips_are_an_option_with_their_own_folders(experiment):
                                                               'resnet-20-4ep')
 
 
+def test_regularised_recipe_overrides_the_paper_in_its_own_folders(experiment):
+    import train_resnet
+    command = experiment.train_command('resnet-20', 30, recipe='regularised')
+    assert flag(command, '--model-prefix') == os.path.join(
+        experiment.RUNS_DIR, 'resnet-20-30ep-regularised', 'model')
+    args = train_resnet.build_parser().parse_args(command[2:])
+    assert (args.random_erasing, args.label_smoothing, args.wd, args.lr_schedule) == \
+        (0.5, 0.1, 5e-4, 'cosine')
+    assert len(set(command[2::2])) == len(command[2::2])  # each flag once
+    assert '--lr-step-epochs' not in command
+    assert (args.lr, args.mom, args.pad_size, args.num_epochs) == (0.1, 0.9, 4, 30)
+    assert experiment.run_dir('resnet-20', 4, 0, 'regularised').endswith(
+        'resnet-20-4ep-nomirror-regularised')
+
+
 def test_a_started_run_continues_from_its_last_checkpoint(experiment):
     directory = experiment.run_dir('resnet-20', 4)
     os.makedirs(directory)
@@ -71,14 +86,17 @@ def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
     for name, final in [('plain-20', 0.10), ('plain-56', 0.12), ('resnet-20', 0.09)]:
         write_log(experiment.run_dir(name, 2), [(0.3, 0.25), (final - 0.01, final)])
     write_log(experiment.run_dir('resnet-20', 3, mirror=0), [(0.3, 0.2)] * 3)
+    write_log(experiment.run_dir('resnet-20', 2, recipe='regularised'), [(0.3, 0.07)] * 2)
     assert experiment.report() == 0
     table = capsys.readouterr().out
-    assert '| plain-56 | 2 epochs | on | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' \
+    assert '| plain-56 | paper | 2 epochs | on | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' \
         in table
-    assert '| resnet-20 | 2 epochs | on | 2 | 9.00% |' in table
-    assert '| resnet-20 | 3 epochs | off | 3 | 20.00% |' in table
+    assert '| resnet-20 | paper | 2 epochs | on | 2 | 9.00% |' in table
+    assert '| resnet-20 | paper | 3 epochs | off | 3 | 20.00% |' in table
+    assert '| resnet-20 | regularised | 2 epochs | on | 2 | 7.00% |' in table
     assert 'resnet-56' not in table
     assert os.path.isfile(os.path.join(experiment.DOCS, 'fashion-mnist-3ep-nomirror.png'))
+    assert os.path.isfile(os.path.join(experiment.DOCS, 'fashion-mnist-2ep-regularised.png'))
     with open(os.path.join(experiment.DOCS, 'fashion-mnist.md')) as f:
         assert f.read() == table
     from PIL import Image

@@ -276,6 +276,40 @@ def test_presets_reach_the_record_iterator(monkeypatch):
     assert (captured['mean_r'], captured['std_b']) == (123.68, 57.375)
 
 
+def test_random_erasing_fills_one_rectangle_per_chosen_image():
+    images = np.zeros((64, 3, 28, 28), np.float32)
+    mean, std = [100.0, 120.0, 140.0], [50.0, 60.0, 70.0]
+    erased = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 1.0, mean, std)
+    for image in erased:
+        rows, cols = np.nonzero(image.any(axis=0))
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert 0.02 * 784 * 0.8 <= height * width <= 0.4 * 784 * 1.2  # rounding of the sides
+        assert image[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+        for channel, (m, s) in enumerate(zip(mean, std)):
+            values = image[channel, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            assert -m / s <= values.min() and values.max() <= (255 - m) / s
+    kept = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 0.0, mean, std)
+    assert not kept.any()
+    half = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 0.5, mean, std)
+    assert 16 < half.reshape(64, -1).any(axis=1).sum() < 48
+
+
+def test_random_erasing_in_training_batches_is_seeded_per_batch():
+    """Erasing depends on (seed, epoch, batch) only, so a resumed epoch sees the same data."""
+    def first_batches(extra, skip=0):
+        args, shape = train_resnet.prepare(['--data-nthreads', '1', '--random-mirror', '0',
+                                            '--random-crop', '0', '--pad-size', '0'] + extra)
+        trainer = fit.Trainer(args, train_resnet.build_symbol(args, shape), shape)
+        batches = trainer.batches(2, skip)
+        return [next(batches)[1].data[0].asnumpy() for _ in range(3 - skip)]
+    plain = first_batches([])
+    erased = first_batches(['--random-erasing', '1'])
+    changed = (plain[0] != erased[0]).reshape(len(plain[0]), -1).any(axis=1)
+    assert changed.all()
+    assert all((a == b).all() for a, b in zip(first_batches(['--random-erasing', '1']), erased))
+    assert (first_batches(['--random-erasing', '1'], skip=2)[0] == erased[2]).all()
+
+
 def test_num_examples_is_counted_from_the_index():
     args, shape = train_resnet.prepare([])
     trainer = fit.Trainer(args, train_resnet.build_symbol(args, shape), shape)
@@ -382,6 +416,7 @@ def truncated_rec(tmp_path_factory):
     (['--kv-store', 'bogus'], "--kv-store 'bogus': choose one of local"),
     (['--load-epoch', '7', '--model-prefix', 'MISSING'], '--load-epoch 7: no checkpoint'),
     (['--dtype', 'float16'], '--dtype float16 trains on GPUs only'),
+    (['--random-erasing', '1.5'], '--random-erasing 1.5: expected a probability in [0, 1]'),
     (['--network', 'resnext', '--shortcut', 'A'], "network 'resnext' has no option shortcut"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, truncated_rec, tmp_path):
