@@ -151,13 +151,18 @@ def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,
     return mod
 
 
-def predict_iter(mod, data_iter):
-    """(probabilities, labels) over a whole iterator, without the last batch's padding."""
+def predict_iter(mod, data_iter, flip=False):
+    """(probabilities, labels) over a whole iterator, without the last batch's padding;
+    `flip`: the mean of the probabilities of each image and of its horizontal mirror."""
     probs, labels = [], []
     for batch in data_iter:
         mod.forward(batch, is_train=False)
         keep = batch.data[0].shape[0] - (batch.pad or 0)
-        probs.append(mod.get_outputs()[0].asnumpy()[:keep])
+        prob = mod.get_outputs()[0].asnumpy()[:keep]
+        if flip:
+            mod.forward(mx.io.DataBatch([mx.nd.flip(batch.data[0], axis=3)]), is_train=False)
+            prob = (prob + mod.get_outputs()[0].asnumpy()[:keep]) / 2
+        probs.append(prob)
         labels.append(batch.label[0].asnumpy()[:keep])
     return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
 

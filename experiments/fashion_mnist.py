@@ -3,6 +3,7 @@
 
     python experiments/fashion_mnist.py pack              # 60k/10k .rec from the Debian package
     python experiments/fashion_mnist.py train resnet-20   # the 30-epoch ResNet-20 run (< 1 h)
+    python experiments/fashion_mnist.py train resnet-20 --recipe regularised   # (< 1 h)
     python experiments/fashion_mnist.py degradation       # plain/resnet-20/56, 4-epoch schedule
     python experiments/fashion_mnist.py report            # table + curves from the logs
 
@@ -16,9 +17,9 @@ ResNet-20 ends at the same test accuracy with and without (docs/RESULTS.md). `--
 trains without, in folders suffixed `-nomirror`.
 
 `--recipe regularised` departs from the paper to reach more in the same epochs (folders
-suffixed `-regularised`): random erasing (p 0.5, Zhong et al. 2017, whose Fashion-MNIST
-ResNet-20 gains 1.2 points from it), label smoothing 0.1, weight decay 5e-4 and a cosine
-schedule instead of the steps.
+suffixed `-regularised`): random erasing (p 0.5; Zhong et al. 2017 report it on
+Fashion-MNIST, e.g. WRN-28-10 from 4.01% to 3.65% test error), label smoothing 0.1, weight
+decay 5e-4 and a cosine schedule instead of the steps.
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again.
 """

@@ -57,6 +57,28 @@ def test_score_top1_matches_module(scored):
     assert result['topk'] >= result['top1']
 
 
+def test_score_flip_averages_each_image_with_its_mirror(tiny_checkpoint, tmp_path):
+    prefix, epoch = tiny_checkpoint
+    sym, arg_params, aux_params = inference.load_model(prefix, epoch)
+    it = mx.io.ImageRecordIter(path_imgrec=VAL_REC, data_shape=(1, 28, 28), batch_size=100,
+                               mean_r=72.94, std_r=90.02)
+    images = np.concatenate([batch.data[0].asnumpy() for batch in it])
+    labels = np.zeros(len(images))
+    mod = inference.bind_module(sym, arg_params, aux_params, (100, 1, 28, 28))
+
+    def probabilities(data, flip=False):
+        return inference.predict_iter(mod, mx.io.NDArrayIter(data, labels, 100), flip)[0]
+    expected = (probabilities(images) + probabilities(images[:, :, :, ::-1].copy())) / 2
+    assert not np.allclose(expected, probabilities(images), atol=1e-3)
+    assert np.allclose(probabilities(images, flip=True), expected, atol=1e-6)
+    args = score.build_parser().parse_args([
+        '--model', prefix, '--epoch', str(epoch), '--data-val', VAL_REC, '--flip', '1',
+        '--data-nthreads', '1', '--confusion', str(tmp_path / 'c.png')])
+    _, true_labels = module_outputs(prefix, epoch)
+    assert score.score(args)['top1'] == pytest.approx(
+        float((expected.argmax(1) == true_labels).mean()), abs=1e-9)
+
+
 def test_score_per_class_and_confusion(scored):
     result, (probs, labels) = scored
     counts = np.array(result['counts'])

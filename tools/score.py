@@ -6,7 +6,8 @@
 The images go through `mx.io.ImageRecordIter` with the training run's mean and std (the
 `--preset`/`--rgb-mean`/`--rgb-std`/`--image-shape` flags, with train_resnet's defaults), no
 augmentation; the last batch's padding is dropped. Class names come from `--synset` or a
-`synset.txt` beside the .rec. Images/s covers decoding and the forward pass.
+`synset.txt` beside the .rec. Images/s covers decoding and the forward pass (two passes
+with `--flip 1`, which averages each image's probabilities with its mirror's).
 """
 import argparse
 import json
@@ -38,6 +39,9 @@ def build_parser():
     parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
     parser.add_argument('--top-k', type=int, default=5, help='also report top-k accuracy '
                         '(k is capped at the number of classes)')
+    parser.add_argument('--flip', type=int, choices=(0, 1), default=0,
+                        help='1: average the probabilities of each image and its mirror '
+                             '(test-time augmentation for nets trained with random mirror)')
     parser.add_argument('--synset', help='class names, one per line (default: synset.txt '
                         'beside the .rec, if present)')
     parser.add_argument('--confusion', default=None,
@@ -112,7 +116,7 @@ def score(args):
     mod = inference.bind_module(sym, arg_params, aux_params,
                                 (args.batch_size,) + image_shape, ctx)
     start = time.perf_counter()
-    probs, labels = inference.predict_iter(mod, data)
+    probs, labels = inference.predict_iter(mod, data, flip=bool(args.flip))
     seconds = time.perf_counter() - start
     if labels.max() >= classes or labels.min() < 0:
         raise UsageError('%s has labels up to %d but the model has %d classes'
