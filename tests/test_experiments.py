@@ -61,6 +61,11 @@ def test_regularised_recipe_overrides_the_paper_in_its_own_folders(experiment):
     assert (args.lr, args.mom, args.pad_size, args.num_epochs) == (0.1, 0.9, 4, 30)
     assert experiment.run_dir('resnet-20', 4, 0, 'regularised').endswith(
         'resnet-20-4ep-nomirror-regularised')
+    b64 = experiment.train_command('resnet-20', 30, recipe='regularised-b64')
+    args = train_resnet.build_parser().parse_args(b64[2:])
+    assert (args.batch_size, args.lr, args.random_erasing, args.wd) == (64, 0.05, 0.5, 5e-4)
+    match = experiment.RUN_FOLDER.match('resnet-20-30ep-regularised-b64')
+    assert match.group(3) == '-regularised-b64'
 
 
 def test_a_started_run_continues_from_its_last_checkpoint(experiment):

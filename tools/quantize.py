@@ -70,9 +70,6 @@ def build_parser():
     parser.add_argument('--data-val', help='score every version on this .rec (default: the '
                         'bundled validation set for a 1-channel checkpoint)')
     parser.add_argument('--quantized-dtype', choices=('auto', 'int8', 'uint8'), default='auto')
-    parser.add_argument('--quantize-mode', choices=('smart', 'full'), default='smart',
-                        help='INT8: quantize only where MXNet expects a gain, or every '
-                             'operator with a quantized version')
     parser.add_argument('--exclude', default='',
                         help='comma-separated layer names to keep in float32')
     parser.add_argument('--shortcut-conv', type=int, choices=(0, 1), default=1,
@@ -159,7 +156,7 @@ def build_versions(args, sym, arg_params, aux_params, image_shape, trained):
         ctx=mx.cpu(), excluded_sym_names=excluded, calib_mode=args.calib_mode,
         calib_data=calib if args.calib_mode != 'none' else None,
         num_calib_examples=examples, quantized_dtype=args.quantized_dtype,
-        quantize_mode=args.quantize_mode, logger=None)
+        quantize_mode='smart', logger=None)
     return {'plain': plain, 'fused': (fused, arg_params, aux_params),
             'int8': (qsym, qargs, qaux)}
 
