@@ -133,9 +133,6 @@ def apply_presets(args):
     for key in BASE_DEFAULTS:
         if getattr(args, key, None) is None:
             setattr(args, key, next(layer[key] for layer in layers if key in layer))
-    if not 0 <= getattr(args, 'random_erasing', 0) <= 1:
-        raise UsageError('--random-erasing %g: expected a probability in [0, 1]'
-                         % args.random_erasing)
     if not args.data_train and not args.benchmark:
         args.data_train = BUNDLED_DATA['data_train']
         if not args.data_val:

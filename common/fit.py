@@ -279,6 +279,9 @@ class Trainer(object):
         self.sync_workers = self.kv is not None and '_sync' in self.kv.type
         if args.batch_size < 1:
             raise UsageError('--batch-size %d: must be a positive number' % args.batch_size)
+        if not 0 <= args.random_erasing <= 1:
+            raise UsageError('--random-erasing %g: expected a probability in [0, 1]'
+                             % args.random_erasing)
         if args.batch_size % (self.num_workers * len(self.contexts)):
             raise UsageError('--batch-size %d must divide evenly over %d workers x %d devices'
                              % (args.batch_size, self.num_workers, len(self.contexts)))

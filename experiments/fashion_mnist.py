@@ -61,8 +61,7 @@ RECIPES['regularised-b64'] = dict(RECIPES['regularised'], **{'--batch-size': '64
 
 
 RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep(-mirror|-nomirror)?(%s)?$' % (
-    '|'.join(RUNS), '|'.join('-' + r for r in sorted(RECIPES, key=len, reverse=True)
-                             if r != 'paper')))
+    '|'.join(RUNS), '|'.join('-' + r for r in RECIPES if r != 'paper')))
 
 
 def suffix(mirror, recipe='paper'):
