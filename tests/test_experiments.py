@@ -34,6 +34,7 @@ def test_train_command_is_the_papers_recipe(experiment, name, epochs, steps):
     assert (flag(command, '--lr'), flag(command, '--wd'), flag(command, '--mom')) == \
         ('0.1', '1e-4', '0.9')
     assert (flag(command, '--pad-size'), flag(command, '--random-crop')) == ('4', '1')
+    assert flag(command, '--fill-value') == '0'  # black, the images' background
     assert flag(command, '--random-mirror') == '1'
     assert ('--shortcut' in command) == (network == 'resnet-v1')
     assert '--load-epoch' not in command

@@ -276,6 +276,23 @@ def test_presets_reach_the_record_iterator(monkeypatch):
     assert (captured['mean_r'], captured['std_b']) == (123.68, 57.375)
 
 
+def test_fashion_mnist_preset_pads_with_the_black_background(tmp_path):
+    """Random crops of padded white images show only white and black: no gray frame
+    (MXNet's default fill, 127) that the black-bordered test images never have."""
+    rec = str(tmp_path / 'white.rec')
+    writer = mx.recordio.MXRecordIO(rec, 'w')
+    white = np.full((28, 28), 255, np.uint8)
+    for i in range(64):
+        record = mx.recordio.pack_img(mx.recordio.IRHeader(0, 0, i, 0), white, img_fmt='.png')
+        writer.write(record)
+    writer.close()
+    args = parse(['--data-train', rec, '--preset', 'fashion-mnist', '--batch-size', '64',
+                  '--data-nthreads', '1'])
+    it = data_mod.record_iter(args, (1, 28, 28), rec, '', True)
+    pixels = next(iter(it)).data[0].asnumpy() * float(args.rgb_std) + float(args.rgb_mean)
+    assert set(np.unique(np.round(pixels))) == {0.0, 255.0}
+
+
 def test_random_erasing_fills_one_rectangle_per_chosen_image():
     images = np.zeros((64, 3, 28, 28), np.float32)
     mean, std = [100.0, 120.0, 140.0], [50.0, 60.0, 70.0]
