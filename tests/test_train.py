@@ -17,6 +17,7 @@ import train_resnet
 from common import UsageError, checkpoint
 from common import data as data_mod
 from common import fit
+from tools import recordio_pack
 
 TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
 VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
@@ -279,13 +280,11 @@ def test_presets_reach_the_record_iterator(monkeypatch):
 def test_fashion_mnist_preset_pads_with_the_black_background(tmp_path):
     """Random crops of padded white images show only white and black: no gray frame
     (MXNet's default fill, 127) that the black-bordered test images never have."""
-    rec = str(tmp_path / 'white.rec')
-    writer = mx.recordio.MXRecordIO(rec, 'w')
-    white = np.full((28, 28), 255, np.uint8)
-    for i in range(64):
-        record = mx.recordio.pack_img(mx.recordio.IRHeader(0, 0, i, 0), white, img_fmt='.png')
-        writer.write(record)
-    writer.close()
+    white = recordio_pack.encode_image(np.full((28, 28), 255, np.uint8))
+    with recordio_pack.RecordWriter(str(tmp_path / 'white')) as writer:
+        for i in range(64):
+            writer.write(i, recordio_pack.pack_record(0, i, white))
+    rec = writer.rec_path
     args = parse(['--data-train', rec, '--preset', 'fashion-mnist', '--batch-size', '64',
                   '--data-nthreads', '1'])
     it = data_mod.record_iter(args, (1, 28, 28), rec, '', True)
