@@ -124,27 +124,29 @@ def val_iter(args, image_shape, path, idx_path='', batch_size=None):
 
 
 @contextlib.contextmanager
-def subgraph_backend(name):
-    """Set MXNET_SUBGRAPH_BACKEND while binding. MXNet 1.9.1's CPU build applies the MKLDNN
-    subgraph backend to every inference bind unless it is set to NONE."""
-    old = os.environ.get('MXNET_SUBGRAPH_BACKEND')
-    os.environ['MXNET_SUBGRAPH_BACKEND'] = name
+def environment(**variables):
+    """Set environment variables for a block (MXNet reads many of them when binding)."""
+    old = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
-        if old is None:
-            del os.environ['MXNET_SUBGRAPH_BACKEND']
-        else:
-            os.environ['MXNET_SUBGRAPH_BACKEND'] = old
+        for name, value in old.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,
                 dtype='float32'):
     """An inference Module over `sym` with the given parameters; `backend` sets
-    MXNET_SUBGRAPH_BACKEND for the bind (None: MXNet's default)."""
+    MXNET_SUBGRAPH_BACKEND for the bind (None: MXNet's default; MXNet 1.9.1's CPU build
+    applies the MKLDNN subgraph backend to every inference bind unless it is NONE)."""
     mod = mx.mod.Module(sym, data_names=('data',), label_names=None,
                         context=ctx or mx.cpu())
-    binding = subgraph_backend(backend) if backend else contextlib.nullcontext()
+    binding = environment(MXNET_SUBGRAPH_BACKEND=backend) if backend \
+        else contextlib.nullcontext()
     with binding:
         mod.bind([mx.io.DataDesc('data', data_shape, dtype)], for_training=False)
     mod.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
@@ -241,6 +243,60 @@ def shortcuts_as_convolutions(sym, arg_params, image_shape):
             node.update(op='Activation', inputs=[[concat_id, 0, 0]], attrs={'act_type': 'relu'})
         else:
             node.update(conv)
+        changed = True
+    if not changed:
+        return sym, arg_params
+    return mx.sym.load_json(json.dumps(_without_unused_nodes(graph))), arg_params
+
+
+def batchnorms_as_convolutions(sym, arg_params, aux_params):
+    """`sym` with every BatchNorm that MKLDNN cannot fold into a convolution before it
+    computed by a depthwise 1x1 convolution with bias (the same per-channel affine map of
+    inference); (symbol, arg_params with the new weights and biases).
+
+    In the pre-activation ResNet the BatchNorm that starts each unit (and `bn_data`, and the
+    last `bn1`) reads a sum, not a convolution, so the fused graph keeps it and the ReLU
+    after it as two float32 ops, and INT8 dequantizes and quantizes around them. As a
+    convolution it fuses with that ReLU and quantizes. The convolution keeps the BatchNorm's
+    name; its weight and bias are `<name>_weight` and `<name>_bias`. BatchNorms that follow a
+    convolution they alone read are left for MKLDNN to fold."""
+    graph = json.loads(sym.tojson())
+    nodes = graph['nodes']
+    consumers = collections.Counter(i for node in nodes for i, _, _ in node['inputs'])
+    # a BatchNorm whose batch mean or variance (outputs 1, 2) is read stays as it is
+    statistics_read = {i for node in nodes for i, k, _ in node['inputs'] if k} | {
+        i for i, k, _ in graph['heads'] if k}
+    arg_params = dict(arg_params)
+    changed = False
+    for node_id, node in enumerate(nodes):
+        attrs = node.get('attrs', {})
+        if node['op'] != 'BatchNorm' or node_id in statistics_read \
+                or int(attrs.get('axis', '1')) != 1:
+            continue
+        (source_id, _, _), (gamma_id, _, _), (beta_id, _, _), (mean_id, _, _), \
+            (var_id, _, _) = node['inputs']
+        if nodes[source_id]['op'] == 'Convolution' and consumers[source_id] == 1:
+            continue
+        names = [nodes[i]['name'] for i in (gamma_id, beta_id, mean_id, var_id)]
+        params = dict(arg_params, **aux_params)
+        if not all(n in params for n in names):
+            raise UsageError('BatchNorm %s: no values for %s' % (
+                node['name'], ', '.join(n for n in names if n not in params)))
+        gamma, beta, mean, var = (params[n].asnumpy().astype(np.float64) for n in names)
+        if attrs.get('fix_gamma', 'True') == 'True':
+            gamma = np.ones_like(gamma)
+        scale = gamma / np.sqrt(var + float(attrs.get('eps', '0.001')))
+        weight_name, bias_name = node['name'] + '_weight', node['name'] + '_bias'
+        arg_params[weight_name] = mx.nd.array(scale.reshape(-1, 1, 1, 1), dtype=np.float32)
+        arg_params[bias_name] = mx.nd.array(beta - mean * scale, dtype=np.float32)
+        # gamma's and beta's nodes become the weight and the bias (they precede this node)
+        nodes[gamma_id] = {'op': 'null', 'name': weight_name, 'inputs': []}
+        nodes[beta_id] = {'op': 'null', 'name': bias_name, 'inputs': []}
+        channels = str(len(scale))
+        node.update(op='Convolution', inputs=[[source_id, 0, 0], [gamma_id, 0, 0],
+                                              [beta_id, 0, 0]],
+                    attrs={'kernel': '(1, 1)', 'stride': '(1, 1)', 'pad': '(0, 0)',
+                           'num_filter': channels, 'num_group': channels, 'no_bias': 'False'})
         changed = True
     if not changed:
         return sym, arg_params

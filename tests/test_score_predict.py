@@ -235,12 +235,18 @@ def test_predict_wrong_synset(tiny_checkpoint, tmp_path, capsys):
 
 def test_quantize_versions(tiny_checkpoint, tmp_path):
     """The fused graph scores exactly as the plain one; INT8 is built, calibrated on the
-    training .rec, timed, scored and saved loadable."""
+    training .rec, timed, profiled, scored and saved loadable."""
     prefix, epoch = tiny_checkpoint
     args = quantize.build_parser().parse_args([
         '--model', prefix, '--epoch', str(epoch), '--batch-sizes', '2', '--rounds', '1',
-        '--min-time', '0.01', '--calib-batches', '1', '--save', str(tmp_path / 'int8')])
+        '--min-time', '0.01', '--calib-batches', '1', '--profile', '2',
+        '--save', str(tmp_path / 'int8')])
     result = quantize.run(args)
+    profile = result['profile']
+    assert set(profile) == {'plain', 'fused', 'int8'}
+    assert {'Convolution', 'BatchNorm'} <= set(profile['plain'])
+    assert not {'Convolution', 'BatchNorm'} & set(profile['fused'])
+    assert any('quantized' in op for op in profile['int8'])
     (size, rates), = result['rows']
     assert size == 2 and set(rates) == {'plain', 'fused', 'int8'}
     assert all(r > 0 for r in rates.values())
@@ -300,22 +306,83 @@ def test_shortcuts_as_convolutions_leaves_other_graphs_alone():
     assert new_sym is sym
 
 
+def random_batchnorm_statistics(exe, rng):
+    """Trained-looking BatchNorm values: scales, shifts, means and variances away from the
+    initial 1, 0, 0, 1, so that a wrong affine map shows in the output."""
+    for name, arr in list(exe.arg_dict.items()) + list(exe.aux_dict.items()):
+        if name.endswith(('_gamma', '_moving_var')):
+            arr[:] = rng.uniform(0.5, 2.0, arr.shape)
+        elif name.endswith(('_beta', '_moving_mean')):
+            arr[:] = rng.normal(0, 0.5, arr.shape)
+
+
+@pytest.mark.parametrize('network,num_layers,image_shape,left', [
+    ('resnet', 20, (1, 28, 28), 10), ('resnet', 50, (3, 64, 64), 33),
+    ('resnet-v1', 20, (1, 28, 28), 19), ('resnext', 50, (3, 64, 64), 53)])
+def test_batchnorms_as_convolutions_compute_the_same(network, num_layers, image_shape, left):
+    """BatchNorms that read no convolution of their own (pre-activation units, bn_data)
+    become depthwise 1x1 convolutions: same outputs; those after a convolution stay."""
+    sym = inference.inference_symbol(symbols.get_symbol(
+        network, num_classes=10, num_layers=num_layers, image_shape=image_shape))
+    exe = bind(sym, (2,) + image_shape, grad_req='null')
+    random_batchnorm_statistics(exe, np.random.RandomState(1))
+    arg_params = {k: v for k, v in exe.arg_dict.items() if k != 'data'}
+    new_sym, new_args = inference.batchnorms_as_convolutions(sym, arg_params, exe.aux_dict)
+    old_ops = [n['op'] for n in json.loads(sym.tojson())['nodes']]
+    ops = [n['op'] for n in json.loads(new_sym.tojson())['nodes']]
+    assert ops.count('BatchNorm') == left
+    assert ops.count('Convolution') == old_ops.count('Convolution') + old_ops.count(
+        'BatchNorm') - left
+    new_exe = new_sym.simple_bind(mx.cpu(), data=(2,) + image_shape, grad_req='null')
+    new_exe.copy_params_from(dict(new_args, data=exe.arg_dict['data']), exe.aux_dict,
+                             allow_extra_params=True)
+    expected = exe.forward(is_train=False)[0].asnumpy()
+    got = new_exe.forward(is_train=False)[0].asnumpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorms_as_convolutions_keep_read_statistics():
+    """A BatchNorm whose batch mean is an output of the graph is not rewritten."""
+    data = mx.sym.Variable('data')
+    bn = mx.sym.BatchNorm(data, name='bn', output_mean_var=True)
+    sym = mx.sym.Group([mx.sym.relu(bn[0]), bn[1]])
+    new_sym, _ = inference.batchnorms_as_convolutions(sym, {}, {})
+    assert new_sym is sym
+
+
+def random_weight_versions(network):
+    """quantize.py's plain, fused and INT8 versions of `network`-20 at 1x28x28 with random
+    weights, calibrated on one batch of random data."""
+    args = quantize.build_parser().parse_args([
+        '--network', network, '--num-layers', '20', '--image-shape', '1,28,28',
+        '--num-classes', '10', '--calib-batches', '1', '--calib-batch-size', '8'])
+    sym, arg_params, aux_params, image_shape, _ = quantize.load(args)
+    return quantize.build_versions(args, sym, arg_params, aux_params, image_shape, False)
+
+
 def test_quantize_option_a_net_is_int8_throughout():
     """resnet-v1 (option A): the INT8 graph keeps no float32 shortcut ops, and every
     convolution, the shortcuts' too, ends in a ReLU, so that its INT8 output is uint8."""
-    args = quantize.build_parser().parse_args([
-        '--network', 'resnet-v1', '--num-layers', '20', '--image-shape', '1,28,28',
-        '--num-classes', '10', '--batch-sizes', '1', '--rounds', '1', '--min-time', '0.01',
-        '--calib-batches', '1', '--calib-batch-size', '8'])
-    sym, arg_params, aux_params, image_shape, _ = quantize.load(args)
-    versions = quantize.build_versions(args, sym, arg_params, aux_params, image_shape, False)
-    nodes = json.loads(versions['int8'][0].tojson())['nodes']
+    nodes = json.loads(random_weight_versions('resnet-v1')['int8'][0].tojson())['nodes']
     ops = [n['op'] for n in nodes]
     assert not {'zeros_like', 'slice_like', 'Concat', 'Pooling'} & set(ops)
     assert ops.count('_contrib_dequantize') <= 1
     convs = [n['attrs'] for n in nodes if n['op'] == '_sg_mkldnn_conv']
-    assert len(convs) == 19 + 2
-    assert all('true' in (a.get('with_act'), a.get('with_postsum_act')) for a in convs), convs
+    assert len(convs) == 19 + 2 + 1  # and bn_data as a depthwise convolution
+    # all but bn_data's, which feeds conv0 directly
+    assert sum('true' not in (a.get('with_act'), a.get('with_postsum_act'))
+               for a in convs) == 1, convs
+
+
+def test_quantize_preactivation_net_is_int8_throughout():
+    """resnet (pre-activation): the BatchNorm + ReLU that open each unit are quantized
+    depthwise convolutions, so no float32 BatchNorm is left and nothing is dequantized
+    before the classifier."""
+    versions = random_weight_versions('resnet')
+    for version in ('fused', 'int8'):
+        ops = [n['op'] for n in json.loads(versions[version][0].tojson())['nodes']]
+        assert not {'BatchNorm', 'Activation'} & set(ops), version
+    assert ops.count('_contrib_dequantize') <= 1
 
 
 def test_quantize_shape_int8_cannot_take_is_one_line(tiny_checkpoint, capsys):

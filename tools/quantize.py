@@ -13,13 +13,18 @@ Three versions of one network, each bound for inference on the CPU:
   quantized graph's fusion), with `--calib-mode` calibration on `--calib-batches` batches of
   `--data-calib` (the bundled training .rec), read with the validation preprocessing.
 Both optimised versions compute option-A shortcuts (resnet-v1) as 1x1 convolutions with fixed
-weights (`inference.shortcuts_as_convolutions`; `--shortcut-conv 0` keeps the saved ops).
+weights (`inference.shortcuts_as_convolutions`; `--shortcut-conv 0` keeps the saved ops), and
+BatchNorms that follow no convolution (pre-activation units, bn_data) as depthwise 1x1
+convolutions that fuse with their ReLU and quantize (`inference.batchnorms_as_convolutions`;
+`--batchnorm-conv 0` keeps them).
 Images/s: forward passes of one batch held in memory, `--rounds` rounds that alternate the
 three versions, the median of the rounds. With `--data-val` (default: the bundled validation
 set for a 1-channel model) top-1 of each version over the whole .rec. `--save PREFIX` writes
-the INT8 model as PREFIX-symbol.json and PREFIX-0000.params.
+the INT8 model as PREFIX-symbol.json and PREFIX-0000.params. `--profile PASSES` adds each
+version's time per operator (MXNet's profiler) at the first batch size.
 """
 import argparse
+import json
 import logging
 import math
 import os
@@ -74,6 +79,12 @@ def build_parser():
                         help='comma-separated layer names to keep in float32')
     parser.add_argument('--shortcut-conv', type=int, choices=(0, 1), default=1,
                         help='fused and int8: option-A shortcuts as 1x1 convolutions')
+    parser.add_argument('--batchnorm-conv', type=int, choices=(0, 1), default=1,
+                        help='fused and int8: BatchNorms that follow no convolution as '
+                             'depthwise 1x1 convolutions')
+    parser.add_argument('--profile', type=int, default=0, metavar='PASSES',
+                        help="after timing, each version's time per operator over PASSES "
+                             "forward passes at the first batch size (MXNet's profiler)")
     parser.add_argument('--save', help='write the INT8 model under this prefix')
     parser.add_argument('--data-nthreads', type=int, default=2)
     return parser
@@ -146,6 +157,8 @@ def build_versions(args, sym, arg_params, aux_params, image_shape, trained):
     plain = (sym, arg_params, aux_params)
     if args.shortcut_conv:
         sym, arg_params = inference.shortcuts_as_convolutions(sym, arg_params, image_shape)
+    if args.batchnorm_conv:
+        sym, arg_params = inference.batchnorms_as_convolutions(sym, arg_params, aux_params)
     fused = sym.optimize_for('MKLDNN', dict(arg_params), dict(aux_params), ctx=mx.cpu(),
                              shape_dict={'data': (1,) + image_shape})
     from mxnet.contrib import quantization
@@ -194,6 +207,45 @@ def time_versions(versions, batch_size, image_shape, rounds, min_time):
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+def profile_versions(versions, batch_size, image_shape, passes):
+    """{name: {operator: ms per forward pass}} from MXNet's profiler (aggregate statistics
+    of the symbolic operators; fused operators are named by what they fused)."""
+    rng = np.random.RandomState(1)
+    batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-2, 2, (batch_size,) + image_shape))])
+    mx.profiler.set_config(profile_symbolic=True, profile_imperative=False,
+                           aggregate_stats=True, filename=os.devnull)
+    times = {}
+    for name, version in versions.items():
+        # unbulked, or the executor runs (and the profiler names) the graph as one segment
+        with inference.environment(MXNET_EXEC_BULK_EXEC_INFERENCE='0'):
+            mod = bind(version, batch_size, image_shape)
+        for _ in range(2):
+            mod.forward(batch, is_train=False)
+            mod.get_outputs()[0].wait_to_read()
+        mx.profiler.dumps(reset=True)
+        mx.profiler.set_state('run')
+        for _ in range(passes):
+            mod.forward(batch, is_train=False)
+            mod.get_outputs()[0].wait_to_read()
+        mx.profiler.set_state('stop')
+        operators = json.loads(mx.profiler.dumps(format='json', reset=True))['Time'].get(
+            'operator', {})
+        times[name] = {op: stat['Total'] / passes for op, stat in operators.items()}
+    return times
+
+
+def print_profile(times, batch_size, out):
+    print('time per operator at batch %d (MXNet profiler, ms per forward pass):' % batch_size,
+          file=out)
+    print('| version | operator | ms | share |', file=out)
+    print('| --- | --- | --- | --- |', file=out)
+    for name, ops in times.items():
+        total = sum(ops.values())
+        for op, ms in sorted(ops.items(), key=lambda item: -item[1]):
+            print('| %s | %s | %.3f | %.1f%% |' % (name, op, ms, 100 * ms / total), file=out)
+        print('| %s | all | %.3f | 100%% |' % (name, total), file=out)
+
+
 def top1(version, args, image_shape, path):
     mod = bind(version, 64, image_shape)
     probs, labels = inference.predict_iter(
@@ -218,6 +270,8 @@ def run(args, out=None):
     for size in sizes:
         rates = time_versions(versions, size, image_shape, args.rounds, args.min_time)
         rows.append((size, rates))
+    profile = profile_versions(versions, sizes[0], image_shape, args.profile) \
+        if args.profile > 0 else None
     accuracy = {}
     if data_val:
         for name, version in versions.items():
@@ -234,11 +288,13 @@ def run(args, out=None):
         print('| %d | %.1f | %.1f | %.2fx | %.1f | %.2fx |' % (
             size, rates['plain'], rates['fused'], rates['fused'] / rates['plain'],
             rates['int8'], rates['int8'] / rates['plain']), file=out)
+    if profile:
+        print_profile(profile, sizes[0], out)
     if accuracy:
         print('top-1 on %s (%d images): %s' % (
             data_val, accuracy['plain'][1], ', '.join(
                 '%s %.2f%%' % (n, 100 * accuracy[n][0]) for n in VERSIONS)), file=out)
-    return {'rows': rows, 'accuracy': accuracy}
+    return {'rows': rows, 'accuracy': accuracy, 'profile': profile}
 
 
 def main(argv=None, own_process=False):
