@@ -23,9 +23,12 @@ Fashion-MNIST, e.g. WRN-28-10 from 4.01% to 3.65% test error), label smoothing 0
 decay 5e-4 and a cosine schedule instead of the steps; `--recipe regularised-b64` is the
 same with batch 64 and lr 0.05 (twice the steps per epoch).
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
-interrupted run continues from its last checkpoint when started again.
+interrupted run continues from its last checkpoint when started again. `report` copies each
+run's per-epoch records to docs/logs/<folder>.jsonl, which is committed, and builds the table
+and the curves from there, so that they keep the runs of other machines and sessions.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -71,8 +74,12 @@ def suffix(mirror, recipe='paper'):
     return flips + ('' if recipe == 'paper' else '-' + recipe)
 
 
+def run_name(name, epochs, mirror=MIRROR, recipe='paper'):
+    return '%s-%dep%s' % (name, epochs, suffix(mirror, recipe))
+
+
 def run_dir(name, epochs, mirror=MIRROR, recipe='paper'):
-    return os.path.join(RUNS_DIR, '%s-%dep%s' % (name, epochs, suffix(mirror, recipe)))
+    return os.path.join(RUNS_DIR, run_name(name, epochs, mirror, recipe))
 
 
 def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper'):
@@ -117,25 +124,50 @@ def pack():
 
 def read_epochs(directory):
     """The per-epoch records of the run in `directory` ([] before its first epoch)."""
+    return epoch_records(os.path.join(directory, 'model-log.jsonl'))
+
+
+def epoch_records(path):
+    """The per-epoch records of a JSON-lines log ([] if there is none yet)."""
     try:
-        return read_log(os.path.join(directory, 'model-log.jsonl'))
+        return read_log(path)
     except LogError:
         return []
 
 
+def archive_logs():
+    """Copy the epoch records of each run folder's log to docs/logs/<folder>.jsonl, unless
+    the copy there already has more epochs; returns the archive folder. The archive is
+    committed: the table and the curves come from it, so runs of earlier machines and
+    sessions stay in them."""
+    logs = os.path.join(DOCS, 'logs')
+    os.makedirs(logs, exist_ok=True)
+    folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
+    for folder in filter(RUN_FOLDER.match, folders):
+        records = read_epochs(os.path.join(RUNS_DIR, folder))
+        target = os.path.join(logs, folder + '.jsonl')
+        if records and len(records) >= len(epoch_records(target)):
+            with open(target, 'w') as f:
+                f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in records)
+    return logs
+
+
 def report():
-    """Print and write (docs/fashion-mnist.md) the table; draw docs/fashion-mnist-<E>ep.png
-    for each schedule (with the folder's suffix for the other flips setting or recipe)."""
+    """Print and write (docs/fashion-mnist.md) the table of every archived run
+    (`archive_logs`); draw docs/fashion-mnist-<E>ep.png for each schedule (with the folder's
+    suffix for the other flips setting or recipe)."""
     rows = ['| run | recipe | schedule | flips | epochs done | final test error | '
             'best test error | final train error | wall time | images/s |',
             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
-    folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
+    logs_dir = archive_logs()
+    runs = [f[:-len('.jsonl')] for f in os.listdir(logs_dir) if f.endswith('.jsonl')]
     schedules = sorted({(int(m.group(1)), m.group(2) or '', (m.group(3) or '-paper')[1:])
-                        for m in map(RUN_FOLDER.match, folders) if m})
-    os.makedirs(DOCS, exist_ok=True)
+                        for m in map(RUN_FOLDER.match, runs) if m})
     for epochs, flips, recipe in schedules:
         mirror = MIRROR if not flips else int(flips == '-mirror')
-        logs = {n: read_epochs(run_dir(n, epochs, mirror, recipe)) for n in RUNS}
+        paths = {n: os.path.join(logs_dir, run_name(n, epochs, mirror, recipe) + '.jsonl')
+                 for n in RUNS}
+        logs = {n: epoch_records(paths[n]) for n in RUNS}
         done = [n for n in RUNS if logs[n]]
         for name in done:
             records = logs[name]
@@ -152,8 +184,7 @@ def report():
         for kind, title in (('plain', 'plain'), ('resnet', 'residual')):
             names = [n for n in done if n.startswith(kind + '-')]
             if names:
-                panels.append(([os.path.join(run_dir(n, epochs, mirror, recipe),
-                                             'model-log.jsonl') for n in names], names,
+                panels.append(([paths[n] for n in names], names,
                                'Fashion-MNIST, %s nets, %d-epoch schedule%s%s' % (
                                    title, epochs, ', flips' if mirror else '',
                                    '' if recipe == 'paper' else ', ' + recipe)))

@@ -111,6 +111,26 @@ def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
     assert width > 1.8 * height  # two panels side by side: plain nets, residual nets
 
 
+def test_report_keeps_archived_runs(experiment, capsys):
+    """Runs reported once stay in the table after their folders are gone (a fresh clone);
+    a run folder with fewer epochs than the archive does not replace it."""
+    import shutil
+    write_log(experiment.run_dir('resnet-56', 3), [(0.3, 0.2), (0.2, 0.15), (0.1, 0.08)])
+    assert experiment.report() == 0
+    archived = os.path.join(experiment.DOCS, 'logs', 'resnet-56-3ep.jsonl')
+    with open(archived) as f:
+        assert [json.loads(line)['epoch'] for line in f] == [1, 2, 3]
+    shutil.rmtree(experiment.RUNS_DIR)
+    write_log(experiment.run_dir('resnet-56', 3), [(0.5, 0.5)])  # restarted elsewhere
+    write_log(experiment.run_dir('resnet-20', 3), [(0.3, 0.2), (0.2, 0.1), (0.1, 0.09)])
+    capsys.readouterr()
+    assert experiment.report() == 0
+    table = capsys.readouterr().out
+    assert '| resnet-56 | paper | 3 epochs | on | 3 | 8.00% |' in table
+    assert '| resnet-20 | paper | 3 epochs | on | 3 | 9.00% |' in table
+    assert os.path.isfile(os.path.join(experiment.DOCS, 'fashion-mnist-3ep.png'))
+
+
 def test_a_finished_run_is_not_trained_again(experiment, capsys):
     write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.25), (0.2, 0.15)])
     assert experiment.train('plain-20', 2) == 0
