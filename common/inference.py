@@ -266,6 +266,7 @@ def batchnorms_as_convolutions(sym, arg_params, aux_params):
     # a BatchNorm whose batch mean or variance (outputs 1, 2) is read stays as it is
     statistics_read = {i for node in nodes for i, k, _ in node['inputs'] if k} | {
         i for i, k, _ in graph['heads'] if k}
+    values = dict(arg_params, **aux_params)
     arg_params = dict(arg_params)
     changed = False
     for node_id, node in enumerate(nodes):
@@ -278,12 +279,11 @@ def batchnorms_as_convolutions(sym, arg_params, aux_params):
         if nodes[source_id]['op'] == 'Convolution' and consumers[source_id] == 1:
             continue
         names = [nodes[i]['name'] for i in (gamma_id, beta_id, mean_id, var_id)]
-        params = dict(arg_params, **aux_params)
-        if not all(n in params for n in names):
+        if not all(n in values for n in names):
             raise UsageError('BatchNorm %s: no values for %s' % (
-                node['name'], ', '.join(n for n in names if n not in params)))
-        gamma, beta, mean, var = (params[n].asnumpy().astype(np.float64) for n in names)
-        if attrs.get('fix_gamma', 'True') == 'True':
+                node['name'], ', '.join(n for n in names if n not in values)))
+        gamma, beta, mean, var = (values[n].asnumpy().astype(np.float64) for n in names)
+        if attrs.get('fix_gamma', 'True') in ('True', 'true', '1'):
             gamma = np.ones_like(gamma)
         scale = gamma / np.sqrt(var + float(attrs.get('eps', '0.001')))
         weight_name, bias_name = node['name'] + '_weight', node['name'] + '_bias'

@@ -9,7 +9,7 @@ import pytest
 
 import symbols
 from conftest import ROOT, bind
-from common import inference
+from common import UsageError, inference
 from common.data import count_records
 from recio_helpers import assert_clean_error, run_script
 from tools import predict, quantize, score
@@ -348,6 +348,12 @@ def test_batchnorms_as_convolutions_keep_read_statistics():
     sym = mx.sym.Group([mx.sym.relu(bn[0]), bn[1]])
     new_sym, _ = inference.batchnorms_as_convolutions(sym, {}, {})
     assert new_sym is sym
+
+
+def test_batchnorms_as_convolutions_need_the_statistics():
+    sym = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='1,28,28')
+    with pytest.raises(UsageError, match='BatchNorm bn_data: no values for bn_data_gamma'):
+        inference.batchnorms_as_convolutions(sym, {}, {})
 
 
 def random_weight_versions(network):
