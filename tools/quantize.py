@@ -30,6 +30,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -212,26 +213,33 @@ def profile_versions(versions, batch_size, image_shape, passes):
     of the symbolic operators; fused operators are named by what they fused)."""
     rng = np.random.RandomState(1)
     batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-2, 2, (batch_size,) + image_shape))])
-    mx.profiler.set_config(profile_symbolic=True, profile_imperative=False,
-                           aggregate_stats=True, filename=os.devnull)
-    times = {}
-    for name, version in versions.items():
-        # unbulked, or the executor runs (and the profiler names) the graph as one segment
-        with inference.environment(MXNET_EXEC_BULK_EXEC_INFERENCE='0'):
-            mod = bind(version, batch_size, image_shape)
-        for _ in range(2):
-            mod.forward(batch, is_train=False)
-            mod.get_outputs()[0].wait_to_read()
-        mx.profiler.dumps(reset=True)
-        mx.profiler.set_state('run')
-        for _ in range(passes):
-            mod.forward(batch, is_train=False)
-            mod.get_outputs()[0].wait_to_read()
-        mx.profiler.set_state('stop')
-        operators = json.loads(mx.profiler.dumps(format='json', reset=True))['Time'].get(
-            'operator', {})
-        times[name] = {op: stat['Total'] / passes for op, stat in operators.items()}
-    return times
+    with tempfile.TemporaryDirectory() as trace_dir:
+        # MXNet writes its trace file when the statistics are read, replacing whatever is at
+        # that path (never a device such as /dev/null)
+        mx.profiler.set_config(profile_symbolic=True, profile_imperative=False,
+                               aggregate_stats=True,
+                               filename=os.path.join(trace_dir, 'profile.json'))
+        return {name: _profile_one(version, batch, passes)
+                for name, version in versions.items()}
+
+
+def _profile_one(version, batch, passes):
+    """{operator: ms per forward pass} of one version."""
+    # unbulked, or the executor runs (and the profiler names) the graph as one segment
+    with inference.environment(MXNET_EXEC_BULK_EXEC_INFERENCE='0'):
+        mod = bind(version, batch.data[0].shape[0], batch.data[0].shape[1:])
+    for _ in range(2):
+        mod.forward(batch, is_train=False)
+        mod.get_outputs()[0].wait_to_read()
+    mx.profiler.dumps(reset=True)
+    mx.profiler.set_state('run')
+    for _ in range(passes):
+        mod.forward(batch, is_train=False)
+        mod.get_outputs()[0].wait_to_read()
+    mx.profiler.set_state('stop')
+    operators = json.loads(mx.profiler.dumps(format='json', reset=True))['Time'].get(
+        'operator', {})
+    return {op: stat['Total'] / passes for op, stat in operators.items()}
 
 
 def print_profile(times, batch_size, out):
