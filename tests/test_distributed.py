@@ -76,6 +76,12 @@ def process_env(pid):
                     .split('\0') if '=' in item)
 
 
+def default_sigint():
+    """Ctrl-C as in a terminal: a shell starts background jobs (pytest under `cmd &`) with
+    SIGINT ignored, which their children would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Job(object):
     """tools/launch.py in its own process group, output to a file."""
 
@@ -86,7 +92,8 @@ class Job(object):
         with open(self.output, 'w') as out:
             self.proc = subprocess.Popen([sys.executable, LAUNCH] + launch_args + command,
                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                         env=run_env, start_new_session=True)
+                                         env=run_env, start_new_session=True,
+                                         preexec_fn=default_sigint)
 
     def text(self):
         return self.output.read_text()
