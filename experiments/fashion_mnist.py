@@ -24,6 +24,7 @@ suffixed `-regularised`): random erasing (p 0.5; Zhong et al. 2017 report it on
 Fashion-MNIST, e.g. WRN-28-10 from 4.01% to 3.65% test error), label smoothing 0.1, weight
 decay 5e-4 and a cosine schedule instead of the steps; `--recipe regularised-b64` is the
 same with batch 64 and lr 0.05 (twice the steps per epoch).
+`--seed N` repeats a run with another seed, in folders suffixed `-seed<N>`.
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again. `report` copies each
 run's per-epoch records to docs/logs/<folder>.jsonl, which is committed, and builds the table
@@ -66,27 +67,29 @@ RECIPES['regularised-b64'] = dict(RECIPES['regularised'], **{'--batch-size': '64
                                                              '--lr': '0.05'})
 
 
-RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep(-mirror|-nomirror)?(%s)?$' % (
+RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep(-mirror|-nomirror)?(%s)?(?:-seed(\d+))?$' % (
     '|'.join(RUNS), '|'.join('-' + r for r in RECIPES if r != 'paper')))
 
 
-def suffix(mirror, recipe='paper'):
-    """Run folders of the paper's recipe with its flips setting have no suffix; others do."""
+def suffix(mirror, recipe='paper', seed=0):
+    """Run folders of the paper's recipe with its flips setting and seed 0 have no suffix;
+    others do."""
     flips = '' if mirror == MIRROR else ('-mirror' if mirror else '-nomirror')
-    return flips + ('' if recipe == 'paper' else '-' + recipe)
+    return (flips + ('' if recipe == 'paper' else '-' + recipe) +
+            ('-seed%d' % seed if seed else ''))
 
 
-def run_name(name, epochs, mirror=MIRROR, recipe='paper'):
-    return '%s-%dep%s' % (name, epochs, suffix(mirror, recipe))
+def run_name(name, epochs, mirror=MIRROR, recipe='paper', seed=0):
+    return '%s-%dep%s' % (name, epochs, suffix(mirror, recipe, seed))
 
 
-def run_dir(name, epochs, mirror=MIRROR, recipe='paper'):
-    return os.path.join(RUNS_DIR, run_name(name, epochs, mirror, recipe))
+def run_dir(name, epochs, mirror=MIRROR, recipe='paper', seed=0):
+    return os.path.join(RUNS_DIR, run_name(name, epochs, mirror, recipe, seed))
 
 
-def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper'):
+def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     network, depth = RUNS[name]
-    prefix = os.path.join(run_dir(name, epochs, mirror, recipe), 'model')
+    prefix = os.path.join(run_dir(name, epochs, mirror, recipe, seed), 'model')
     flags = {'--network': network, '--num-layers': str(depth),
              '--data-train': DATA + '-train.rec', '--data-val': DATA + '-test.rec',
              '--image-shape': '1,28,28', '--num-classes': '10',
@@ -96,7 +99,8 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper'):
              '--batch-size': '128', '--lr': '0.1', '--lr-schedule': 'step',
              '--lr-step-epochs': '%d,%d' % (epochs // 2, -(-3 * epochs // 4)),
              '--lr-factor': '0.1', '--wd': '1e-4', '--mom': '0.9',
-             '--num-epochs': str(epochs), '--disp-batches': '100', '--model-prefix': prefix}
+             '--num-epochs': str(epochs), '--disp-batches': '100', '--model-prefix': prefix,
+             '--seed': str(seed)}
     if network == 'resnet-v1':
         flags['--shortcut'] = 'A'
     flags.update(RECIPES[recipe])
@@ -110,12 +114,12 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper'):
     return command + list(extra)
 
 
-def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper'):
-    directory = run_dir(name, epochs, mirror, recipe)
+def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):
+    directory = run_dir(name, epochs, mirror, recipe, seed)
     if len(read_epochs(directory)) >= epochs:
         print('%s: %d epochs already trained in %s' % (name, epochs, directory))
         return 0
-    return subprocess.call(train_command(name, epochs, extra, mirror, recipe), cwd=ROOT)
+    return subprocess.call(train_command(name, epochs, extra, mirror, recipe, seed), cwd=ROOT)
 
 
 def pack():
@@ -163,20 +167,22 @@ def report():
             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     logs_dir = archive_logs()
     runs = [f[:-len('.jsonl')] for f in os.listdir(logs_dir) if f.endswith('.jsonl')]
-    schedules = sorted({(int(m.group(1)), m.group(2) or '', (m.group(3) or '-paper')[1:])
+    schedules = sorted({(int(m.group(1)), m.group(2) or '', (m.group(3) or '-paper')[1:],
+                         int(m.group(4) or 0))
                         for m in map(RUN_FOLDER.match, runs) if m})
-    for epochs, flips, recipe in schedules:
+    for epochs, flips, recipe, seed in schedules:
         mirror = MIRROR if not flips else int(flips == '-mirror')
-        paths = {n: os.path.join(logs_dir, run_name(n, epochs, mirror, recipe) + '.jsonl')
+        paths = {n: os.path.join(logs_dir, run_name(n, epochs, mirror, recipe, seed) + '.jsonl')
                  for n in RUNS}
         logs = {n: epoch_records(paths[n]) for n in RUNS}
         done = [n for n in RUNS if logs[n]]
         for name in done:
             records = logs[name]
             last = records[-1]
-            rows.append('| %s | %s | %d epochs | %s | %d | %.2f%% | %.2f%% | %.2f%% | %.1f min '
-                        '| %.0f |' % (
-                            name, recipe, epochs, 'on' if mirror else 'off', last['epoch'],
+            rows.append('| %s | %s%s | %d epochs | %s | %d | %.2f%% | %.2f%% | %.2f%% '
+                        '| %.1f min | %.0f |' % (
+                            name, recipe, ', seed %d' % seed if seed else '', epochs,
+                            'on' if mirror else 'off', last['epoch'],
                             100 * (1 - last['val_top1']),
                             100 * (1 - max(r['val_top1'] for r in records)),
                             100 * (1 - last['train_top1']), sum_wall(records) / 60,
@@ -187,12 +193,13 @@ def report():
             names = [n for n in done if n.startswith(kind + '-')]
             if names:
                 panels.append(([paths[n] for n in names], names,
-                               'Fashion-MNIST, %s nets, %d-epoch schedule%s%s' % (
+                               'Fashion-MNIST, %s nets, %d-epoch schedule%s%s%s' % (
                                    title, epochs, ', flips' if mirror else '',
-                                   '' if recipe == 'paper' else ', ' + recipe)))
+                                   '' if recipe == 'paper' else ', ' + recipe,
+                                   ', seed %d' % seed if seed else '')))
         if panels:
             plot(panels, os.path.join(DOCS, 'fashion-mnist-%dep%s.png' % (
-                epochs, suffix(mirror, recipe))))
+                epochs, suffix(mirror, recipe, seed))))
     table = '\n'.join(rows) + '\n'
     with open(os.path.join(DOCS, 'fashion-mnist.md'), 'w') as f:
         f.write(table)
@@ -221,6 +228,8 @@ def main(argv=None):
                      help='random horizontal flips (the recipe: %d)' % MIRROR)
     one.add_argument('--recipe', choices=sorted(RECIPES), default='paper',
                      help="the paper's recipe, or with the regularisers above")
+    one.add_argument('--seed', type=int, default=0,
+                     help='seed of init, shuffle and augmentation (folders suffixed -seed<N>)')
     one.add_argument('--print', action='store_true', help='print the command only')
     four = sub.add_parser('degradation', help='train the four nets on one schedule, then report')
     four.add_argument('--epochs', type=int, default=DEGRADATION_EPOCHS)
@@ -242,9 +251,10 @@ def main(argv=None):
                 return status
         return report()
     if args.print:
-        print(' '.join(train_command(args.name, args.epochs, extra, args.mirror, args.recipe)))
+        print(' '.join(train_command(args.name, args.epochs, extra, args.mirror, args.recipe,
+                                     args.seed)))
         return 0
-    return train(args.name, args.epochs, extra, args.mirror, args.recipe)
+    return train(args.name, args.epochs, extra, args.mirror, args.recipe, args.seed)
 
 
 if __name__ == '__main__':

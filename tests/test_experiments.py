@@ -69,6 +69,14 @@ def test_regularised_recipe_overrides_the_paper_in_its_own_folders(experiment):
     assert match.group(3) == '-regularised-b64'
 
 
+def test_seed_runs_in_its_own_folder(experiment):
+    command = experiment.train_command('resnet-20', 30, mirror=0, recipe='regularised', seed=1)
+    assert flag(command, '--seed') == '1'
+    assert os.path.dirname(flag(command, '--model-prefix')).endswith('resnet-20-30ep-nomirror-regularised-seed1')
+    assert experiment.RUN_FOLDER.match('resnet-20-30ep-nomirror-regularised-seed1').group(4) == '1'
+    assert '-seed' not in experiment.run_name('resnet-20', 30, mirror=0, recipe='regularised')
+
+
 def test_a_started_run_continues_from_its_last_checkpoint(experiment):
     directory = experiment.run_dir('resnet-20', 4)
     os.makedirs(directory)
