@@ -250,6 +250,16 @@ def test_quantize_versions(tiny_checkpoint, tmp_path):
     assert {'Convolution', 'BatchNorm'} <= set(profile['plain'])
     assert not {'Convolution', 'BatchNorm'} & set(profile['fused'])
     assert any('quantized' in op for op in profile['int8'])
+    summary = result['profile_summary']
+    for name in ('plain', 'fused', 'int8'):
+        # every version's time is mostly convolutions, whose speed is counted from the
+        # plain graph's multiply-adds
+        assert 0 < summary[name]['multiply_add_ms'] <= summary[name]['total_ms']
+        assert summary[name]['gflops'] > 0
+    assert summary['plain']['bound'] == pytest.approx(
+        sum(profile['plain'].values()) / (profile['plain']['Convolution']
+                                          + profile['plain']['FullyConnected']))
+    assert summary['reference_gflops'] > 0
     (size, rates), = result['rows']
     assert size == 2 and set(rates) == {'plain', 'fused', 'int8'}
     assert all(r > 0 for r in rates.values())

@@ -21,7 +21,9 @@ Images/s: forward passes of one batch held in memory, `--rounds` rounds that alt
 three versions, the median of the rounds. With `--data-val` (default: the bundled validation
 set for a 1-channel model) top-1 of each version over the whole .rec. `--save PREFIX` writes
 the INT8 model as PREFIX-symbol.json and PREFIX-0000.params. `--profile PASSES` adds each
-version's time per operator (MXNet's profiler) at the first batch size.
+version's time per operator (MXNet's profiler) at the first batch size, and how fast each
+version's convolutions run against the fastest convolution measured on this machine: the
+plain graph's time over its convolutions' time bounds what any fusion can gain.
 """
 import argparse
 import json
@@ -48,6 +50,7 @@ from common.cli import run_tool  # noqa: E402
 from common import UsageError  # noqa: E402
 from common import inference  # noqa: E402
 from common.data import BUNDLED_DATA  # noqa: E402
+from tools.model_stats import model_stats  # noqa: E402
 
 VERSIONS = ('plain', 'fused', 'int8')
 
@@ -85,7 +88,8 @@ def build_parser():
                              'depthwise 1x1 convolutions')
     parser.add_argument('--profile', type=int, default=0, metavar='PASSES',
                         help="after timing, each version's time per operator over PASSES "
-                             "forward passes at the first batch size (MXNet's profiler)")
+                             "forward passes at the first batch size (MXNet's profiler), and "
+                             "its convolutions' GFLOP/s against a reference convolution")
     parser.add_argument('--save', help='write the INT8 model under this prefix')
     parser.add_argument('--data-nthreads', type=int, default=2)
     return parser
@@ -242,7 +246,48 @@ def _profile_one(version, batch, passes):
     return {op: stat['Total'] / passes for op, stat in operators.items()}
 
 
-def print_profile(times, batch_size, out):
+def is_multiply_add_op(op):
+    """Operators that do a network's multiply-adds: convolutions and the classifier, plain,
+    fused (_sg_mkldnn_conv, _sg_mkldnn_fully_connected) or quantized."""
+    return 'conv' in op.lower() or 'fully_connected' in op.lower() or op == 'FullyConnected'
+
+
+def reference_convolution_gflops(passes=10):
+    """GFLOP/s of one large MKLDNN convolution (3x3, 256 to 256 channels, 14x14, batch 32),
+    bound for inference as the versions are: about the fastest convolution on this CPU."""
+    shape = (32, 256, 14, 14)
+    sym = mx.sym.Convolution(mx.sym.var('data'), kernel=(3, 3), pad=(1, 1), num_filter=256,
+                             no_bias=True, name='reference')
+    rng = np.random.RandomState(2)
+    weight = mx.nd.array(rng.normal(0, 0.03, (256, 256, 3, 3)))
+    mod = inference.bind_module(sym, {'reference_weight': weight}, {}, shape, backend='NONE')
+    batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-2, 2, shape))])
+    seconds = []
+    for _ in range(passes + 2):
+        start = time.perf_counter()
+        mod.forward(batch, is_train=False)
+        mod.get_outputs()[0].wait_to_read()
+        seconds.append(time.perf_counter() - start)
+    flops = 2 * np.prod(shape) * 256 * 9
+    return flops / statistics.median(seconds[2:]) / 1e9
+
+
+def profile_summary(times, macs, batch_size, reference_gflops):
+    """{version: {'total_ms', 'multiply_add_ms', 'gflops'}}, and for the plain graph
+    'bound': its total over its convolutions' and classifier's time, the most any fusion of
+    the other operators can gain."""
+    summary = {}
+    for name, ops in times.items():
+        total = sum(ops.values())
+        busy = sum(ms for op, ms in ops.items() if is_multiply_add_op(op))
+        summary[name] = {'total_ms': total, 'multiply_add_ms': busy,
+                         'gflops': 2 * macs * batch_size / busy / 1e6 if busy else 0.0}
+    summary['plain']['bound'] = summary['plain']['total_ms'] / summary['plain']['multiply_add_ms']
+    summary['reference_gflops'] = reference_gflops
+    return summary
+
+
+def print_profile(times, summary, batch_size, out):
     print('time per operator at batch %d (MXNet profiler, ms per forward pass):' % batch_size,
           file=out)
     print('| version | operator | ms | share |', file=out)
@@ -252,6 +297,19 @@ def print_profile(times, batch_size, out):
         for op, ms in sorted(ops.items(), key=lambda item: -item[1]):
             print('| %s | %s | %.3f | %.1f%% |' % (name, op, ms, 100 * ms / total), file=out)
         print('| %s | all | %.3f | 100%% |' % (name, total), file=out)
+    print('convolutions and classifier (G(FL)OP/s: 2 x multiply-adds per second; reference: '
+          'a 3x3 256-channel convolution at 14x14, batch 32, %.0f GFLOP/s):'
+          % summary['reference_gflops'], file=out)
+    print('| version | all ms | their ms | their share | G(FL)OP/s | of reference |', file=out)
+    print('| --- | --- | --- | --- | --- | --- |', file=out)
+    for name in times:
+        row = summary[name]
+        print('| %s | %.3f | %.3f | %.1f%% | %.0f | %.0f%% |' % (
+            name, row['total_ms'], row['multiply_add_ms'],
+            100 * row['multiply_add_ms'] / row['total_ms'], row['gflops'],
+            100 * row['gflops'] / summary['reference_gflops']), file=out)
+    print('bound on fused/plain (plain: all / convolutions and classifier): %.2fx'
+          % summary['plain']['bound'], file=out)
 
 
 def top1(version, args, image_shape, path):
@@ -278,8 +336,11 @@ def run(args, out=None):
     for size in sizes:
         rates = time_versions(versions, size, image_shape, args.rounds, args.min_time)
         rows.append((size, rates))
-    profile = profile_versions(versions, sizes[0], image_shape, args.profile) \
-        if args.profile > 0 else None
+    profile = summary = None
+    if args.profile > 0:
+        profile = profile_versions(versions, sizes[0], image_shape, args.profile)
+        macs = sum(section.macs for section in model_stats(sym, image_shape))
+        summary = profile_summary(profile, macs, sizes[0], reference_convolution_gflops())
     accuracy = {}
     if data_val:
         for name, version in versions.items():
@@ -297,12 +358,12 @@ def run(args, out=None):
             size, rates['plain'], rates['fused'], rates['fused'] / rates['plain'],
             rates['int8'], rates['int8'] / rates['plain']), file=out)
     if profile:
-        print_profile(profile, sizes[0], out)
+        print_profile(profile, summary, sizes[0], out)
     if accuracy:
         print('top-1 on %s (%d images): %s' % (
             data_val, accuracy['plain'][1], ', '.join(
                 '%s %.2f%%' % (n, 100 * accuracy[n][0]) for n in VERSIONS)), file=out)
-    return {'rows': rows, 'accuracy': accuracy, 'profile': profile}
+    return {'rows': rows, 'accuracy': accuracy, 'profile': profile, 'profile_summary': summary}
 
 
 def main(argv=None, own_process=False):
