@@ -1,4 +1,9 @@
-"""ResNet and ResNeXt image classifiers on Apache MXNet 1.9.1's symbolic API."""
+"""ResNet and ResNeXt image classifiers on Apache MXNet 1.9.1's symbolic API.
+
+Installs `symbols` (the graphs; MXNet's example scripts import them by that name), the
+library `mxresnet`, the command-line tools of tools/ as `mxresnet.tools`, and
+`train_resnet`. The developer benchmarks in benchmarks/ are not installed.
+"""
 from setuptools import setup
 
 # MXNet comes through an extra, so a GPU user never gets the CPU wheel forced on them.
@@ -26,7 +31,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=['symbols', 'tools', 'common'],
+    packages=['symbols', 'mxresnet', 'mxresnet.tools'],
+    package_dir={'mxresnet.tools': 'tools'},
     py_modules=['train_resnet'],
     install_requires=[
         # mxnet 1.9.1 fails to import with numpy 1.24 and later
@@ -38,16 +44,7 @@ setup(
     extras_require=EXTRAS,
     entry_points={'console_scripts': [
         'train-resnet=train_resnet:main',
-        'resnet-model-stats=tools.model_stats:main',
-        'resnet-plot-curves=tools.plot_curves:main',
-        'resnet-launch=tools.launch:main',
-        'resnet-im2rec=tools.im2rec:cli',
-        'resnet-cifar2rec=tools.cifar2rec:cli',
-        'resnet-mnist2rec=tools.mnist2rec:cli',
-        'resnet-score=tools.score:main',
-        'resnet-predict=tools.predict:main',
-        'resnet-benchmark=tools.benchmark:main',
-        'resnet-quantize=tools.quantize:main',
-        'resnet-export=tools.export:main',
-    ]},
+    ] + ['resnet-%s=mxresnet.tools.%s:main' % (tool.replace('_', '-'), tool) for tool in (
+        'model_stats', 'plot_curves', 'launch', 'im2rec', 'cifar2rec', 'mnist2rec', 'score',
+        'predict', 'benchmark', 'quantize', 'export')]},
 )

@@ -2,8 +2,8 @@
 """The paper's CIFAR experiments (Sec. 4.2) on Fashion-MNIST: residual vs plain nets.
 
     python experiments/fashion_mnist.py pack              # 60k/10k .rec from the Debian package
-    python experiments/fashion_mnist.py train resnet-20   # the 30-epoch ResNet-20 run (< 1 h)
-    python experiments/fashion_mnist.py train resnet-20 --recipe regularised   # (< 1 h)
+    python experiments/fashion_mnist.py train resnet-20   # the 30-epoch ResNet-20 run
+    python experiments/fashion_mnist.py train resnet-20 --recipe regularised
     python experiments/fashion_mnist.py train resnet-20 --recipe regularised --mirror 0
     python experiments/fashion_mnist.py degradation       # plain/resnet-20/56, 4-epoch schedule
     python experiments/fashion_mnist.py report            # table + curves from the logs
@@ -16,8 +16,8 @@ Flips are arguable here: Fashion-MNIST's footwear faces one way (in 92% of the t
 and all but 0.3% of the sneakers and 0.1% of the ankle boots most of the image's mass lies in
 the left half), so a flip makes shoes the test set never shows. Measured (docs/RESULTS.md):
 with the paper's recipe ResNet-20 ends at the same test accuracy with and without; with
-`--recipe regularised` dropping them gave the best run, 94.52% against 94.32%. `--mirror 0`
-trains without, in folders suffixed `-nomirror`.
+`--recipe regularised` dropping them gave the best run. `--mirror 0` trains without, in
+folders suffixed `-nomirror`.
 
 `--recipe regularised` departs from the paper to reach more in the same epochs (folders
 suffixed `-regularised`): random erasing (p 0.5; Zhong et al. 2017 report it on
@@ -44,8 +44,10 @@ DATA = os.path.join(HERE, 'data', 'fashion-mnist')
 RUNS_DIR = os.path.join(HERE, 'runs')
 DOCS = os.path.join(ROOT, 'docs')
 sys.path.insert(0, ROOT)
-from common.checkpoint import available  # noqa: E402
-from tools.plot_curves import LogError, plot, read_epochs as read_log  # noqa: E402
+from mxresnet.checkpoint import available  # noqa: E402
+from mxresnet.curves import plot  # noqa: E402
+from mxresnet.errors import UsageError  # noqa: E402
+from mxresnet.log import read_epochs  # noqa: E402
 
 # name -> (network, depth); option A shortcuts for the residual nets, as in the paper.
 RUNS = {
@@ -54,8 +56,8 @@ RUNS = {
     'resnet-56': ('resnet-v1', 56),
     'plain-56': ('plain', 56),
 }
-EPOCHS = 30  # the ResNet-20 target run: about 55 min on the 2-core VM
-DEGRADATION_EPOCHS = 4  # all four nets on one schedule that fits the same VM in about an hour
+EPOCHS = 30  # the ResNet-20 target run (its time: docs/RESULTS.md)
+DEGRADATION_EPOCHS = 4  # all four nets on one schedule of about an hour on 2 cores
 MIRROR = 1  # random horizontal flips, as on CIFAR (see the module docstring)
 # --recipe: the flags each recipe sets in place of the paper's (None: drops the flag)
 RECIPES = {
@@ -116,7 +118,7 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', 
 
 def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     directory = run_dir(name, epochs, mirror, recipe, seed)
-    if len(read_epochs(directory)) >= epochs:
+    if len(run_epochs(directory)) >= epochs:
         print('%s: %d epochs already trained in %s' % (name, epochs, directory))
         return 0
     return subprocess.call(train_command(name, epochs, extra, mirror, recipe, seed), cwd=ROOT)
@@ -128,16 +130,16 @@ def pack():
                             SOURCE, DATA, '--classes', 'fashion-mnist', '--test-name', 'test'])
 
 
-def read_epochs(directory):
+def run_epochs(directory):
     """The per-epoch records of the run in `directory` ([] before its first epoch)."""
     return epoch_records(os.path.join(directory, 'model-log.jsonl'))
 
 
 def epoch_records(path):
-    """The per-epoch records of a JSON-lines log ([] if there is none yet)."""
+    """The per-epoch records of a JSON-lines log's last run ([] if there is none yet)."""
     try:
-        return read_log(path)
-    except LogError:
+        return read_epochs(path)
+    except UsageError:
         return []
 
 
@@ -150,7 +152,7 @@ def archive_logs():
     os.makedirs(logs, exist_ok=True)
     folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
     for folder in filter(RUN_FOLDER.match, folders):
-        records = read_epochs(os.path.join(RUNS_DIR, folder))
+        records = run_epochs(os.path.join(RUNS_DIR, folder))
         target = os.path.join(logs, folder + '.jsonl')
         if records and len(records) >= len(epoch_records(target)):
             with open(target, 'w') as f:

@@ -1,9 +1,17 @@
-"""ResNet-family graphs built with `mx.sym`, and a registry of them by name.
+"""ResNet-family graphs built with `mx.sym`, a registry of them by name, and named models.
 
     >>> import symbols
     >>> sym = symbols.get_symbol('resnet', num_classes=10, num_layers=20, image_shape='3,28,28')
+    >>> sym = symbols.get_model('resnext50_32x4d')          # python -m symbols --list
+
+MXNet's example scripts load a network module by name, `import_module('symbols.' + network)`,
+and call its `get_symbol`: `symbols.resnet`, `symbols.resnet-v1` and `symbols.resnext` serve
+them.
 """
+import re
+
 from . import resnet, resnet_v1, resnext
+from .models import MODELS, ModelConfig
 
 _COMMON = ('conv_workspace', 'dtype', 'bn_mom', 'memonger')
 
@@ -42,3 +50,61 @@ def get_symbol(network, num_classes, num_layers, image_shape, **options):
                          % (network, ', '.join(unknown), ', '.join(accepted)))
     return build(num_classes=num_classes, num_layers=num_layers, image_shape=image_shape,
                  **options)
+
+
+def list_models():
+    """Names accepted by `get_model` (and by `--model` in train_resnet.py), by family, then
+    depth."""
+    def key(name):
+        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
+    return sorted(MODELS, key=key)
+
+
+def model_config(name):
+    """The ModelConfig(network, num_layers, options, image_shape, num_classes) of `name`."""
+    if name not in MODELS:
+        raise ValueError('unknown model %r: choose one of %s' % (name, ', '.join(list_models())))
+    return MODELS[name]
+
+
+def get_model(name, num_classes=None, image_shape=None, **options):
+    """Build the named model; `num_classes`, `image_shape` and `options` override its own.
+    An input shape for which the network takes another layout of stages is a ValueError
+    (`check_model_input`)."""
+    config = model_config(name)
+    num_classes = config.num_classes if num_classes is None else num_classes
+    options = dict(config.options, **options)
+    sym = get_symbol(config.network, num_classes=num_classes, num_layers=config.num_layers,
+                     image_shape=config.image_shape if image_shape is None else image_shape,
+                     **options)
+    if image_shape is not None:
+        check_model_input(name, image_shape, sym, **options)
+    return sym
+
+
+def check_model_input(name, image_shape, sym=None, **options):
+    """ValueError unless the named model keeps its layers at `image_shape`: the depth rules
+    pick a network's layout by input height (CIFAR stages for small images), so a model
+    named for one input size is another network at the other. `sym`: the model already built
+    at `image_shape`."""
+    config = model_config(name)
+    options = dict(config.options, **options)
+
+    def layers(shape):
+        return [a for a in get_symbol(config.network, num_classes=config.num_classes,
+                                      num_layers=config.num_layers, image_shape=shape,
+                                      **options).list_arguments()
+                if a.startswith('stage')]
+    try:
+        at_shape = [a for a in sym.list_arguments() if a.startswith('stage')] if sym is not None \
+            else layers(image_shape)
+    except ValueError:
+        at_shape = None
+    if at_shape != layers(config.image_shape):
+        shape = image_shape if isinstance(image_shape, str) else \
+            ','.join(str(v) for v in image_shape)
+        raise ValueError(
+            'model %s is built for %s inputs; at %s the %s network takes another layout of '
+            'stages: use network %s with num_layers %d for that, or a %d-px input'
+            % (name, 'x'.join(map(str, config.image_shape)), shape, config.network,
+               config.network, config.num_layers, config.image_shape[1]))

@@ -9,8 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from common import use_all_cores  # noqa: E402
-use_all_cores()  # as train_resnet.py does, so in-process and CLI runs compute alike
+from mxresnet.runtime import use_all_cores  # noqa: E402
+use_all_cores()  # as the commands' main() does, so in-process and CLI runs compute alike
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -88,13 +88,6 @@ def assert_gradients_reach_every_argument(sym, exe):
             assert not np.any(grad), name
         else:
             assert np.any(grad != 0), 'no gradient reaches %s' % name
-
-
-def unset_engine_type(monkeypatch):
-    """Unset MXNET_ENGINE_TYPE so that whatever the test then sets is undone after it
-    (delenv alone does not undo a variable set later when it was unset before)."""
-    monkeypatch.setenv('MXNET_ENGINE_TYPE', '')
-    monkeypatch.delenv('MXNET_ENGINE_TYPE')
 
 
 @pytest.fixture(scope='session')

@@ -9,7 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_cli(cli, argv, capsys):
-    """Run a tool's ``cli(argv)`` in-process: ``(exit status, stdout, stderr)``."""
+    """Run a tool's ``main(argv)`` in-process: ``(exit status, stdout, stderr)``."""
     rc = cli([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err

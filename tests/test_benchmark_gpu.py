@@ -1,6 +1,5 @@
-"""tools/benchmark_gpu.py on the CPU: everything but the GPU runs themselves, which are
+"""benchmarks/gpu.py on the CPU: everything but the GPU runs themselves, which are
 replaced at the child-process boundary (run_child) or by CPU runs of the same path."""
-import argparse
 import json
 import math
 import os
@@ -14,32 +13,36 @@ import pytest
 
 from conftest import ROOT
 import train_resnet
-from common import fit
-from tools import benchmark_gpu as bench
+from benchmarks import gpu as bench
+from mxresnet import fit, runtime
 
 
 def test_numpy_aliases_are_restored_only_where_missing():
     fake = types.SimpleNamespace(bool='kept')
-    assert bench.restore_numpy_aliases(fake) == ['int', 'float', 'complex', 'object', 'str']
+    assert runtime.restore_numpy_aliases(fake) == ['int', 'float', 'complex', 'object', 'str']
     assert fake.bool == 'kept' and fake.int is int and fake.object is object
-    assert bench.restore_numpy_aliases(fake) == []
+    assert runtime.restore_numpy_aliases(fake) == []
 
 
-def test_list_arguments():
-    args = bench.build_parser().parse_args([])
-    assert args.batch_sizes == [128, 256] and args.dtypes == ['float32', 'float16']
-    args = bench.build_parser().parse_args(['--batch-sizes', '64', '--dtypes', 'float16'])
-    assert args.batch_sizes == [64] and args.dtypes == ['float16']
-    for bad in ('0', 'a,b', ''):
-        with pytest.raises(argparse.ArgumentTypeError):
-            bench.int_list(bad)
-    with pytest.raises(argparse.ArgumentTypeError, match='bfloat16'):
-        bench.dtype_list('float32,bfloat16')
+def test_list_arguments(monkeypatch, capsys):
+    runs = []
+    monkeypatch.setattr(bench, 'gpu_description', lambda: runs.append(1) or 'GPU')
+    monkeypatch.setattr(bench, 'run_ours', lambda args, bs, dt: runs.append((bs, dt)) or
+                        {'side': 'ours', 'batch_size': bs, 'dtype': dt, 'images_per_sec': 1.0})
+    assert bench.main(['--batch-sizes', '64,32', '--dtypes', 'float16', '--only', 'ours']) == 0
+    assert runs == [1, (64, 'float16'), (32, 'float16')]
+    for bad in (['--batch-sizes', '0'], ['--batch-sizes', 'a,b'], ['--batch-sizes', ''],
+                ['--dtypes', 'float32,bfloat16'], ['--iters', '0']):
+        assert bench.main(bad) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and bad[0] in err, err
+    assert runs == [1, (64, 'float16'), (32, 'float16')]
 
 
 def test_our_flags_give_train_resnet_a_gpu_float16_resnet50(monkeypatch):
     argv = bench.ours_train_args(128, 'float16', 10, 40, 0, 128.0, '/tmp/x/model')
-    args, image_shape = train_resnet.prepare(argv)
+    args = train_resnet.build_parser().parse_args(argv)
+    image_shape = fit.configure(args)
     assert (args.network, args.num_layers, image_shape) == ('resnet', 50, (3, 224, 224))
     assert (args.dtype, args.loss_scale, args.benchmark, args.gpus) == ('float16', 128.0, 1, '0')
     assert args.log_file == '/tmp/x/model-log.jsonl'
@@ -47,7 +50,7 @@ def test_our_flags_give_train_resnet_a_gpu_float16_resnet50(monkeypatch):
     assert args.disp_batches == 10 and args.num_examples == 128 * 50
     # The GPU is mocked at the boundary: the trainer sees one device and the local store.
     monkeypatch.setattr(mx.context, 'num_gpus', lambda: 1)
-    trainer = fit.Trainer(args, train_resnet.build_symbol(args, image_shape), image_shape)
+    trainer = fit.Trainer(args, fit.build_symbol(args, image_shape), image_shape)
     assert trainer.contexts == [mx.gpu(0)] and trainer.kv is None
     assert trainer.epoch_size == 50
     assert '--loss-scale' not in bench.ours_train_args(128, 'float32', 10, 40, 0, 128.0, 'p')
@@ -76,9 +79,6 @@ def test_timed_speed_leaves_the_warm_up_out():
 
 def test_timed_speed_reads_a_real_train_resnet_log(tmp_path, monkeypatch):
     """The log contract on the CPU: the same --benchmark path, a small network."""
-    # main() may choose MXNet's engine through the environment; keep that choice out of the
-    # processes that later tests start (the engine here has started already anyway).
-    monkeypatch.setenv('MXNET_ENGINE_TYPE', 'ThreadedEnginePerDevice')
     prefix = str(tmp_path / 'm')
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', '20',
             '--image-shape', '3,28,28', '--num-classes', '10', '--batch-size', '16',
@@ -176,8 +176,7 @@ def test_main_runs_each_side_and_writes_json(monkeypatch, tmp_path, capsys):
     calls.clear()
     bench.main(['--batch-sizes', '64', '--dtypes', 'float16', '--only', 'torch'])
     assert calls == [('torch', 64, 'float16')]
-    with pytest.raises(SystemExit):
-        bench.main(['--iters', '0'])
+    assert bench.main(['--iters', '0']) == 2
 
 
 def test_a_broken_scipy_is_hidden_from_mxnet(tmp_path):
@@ -188,7 +187,7 @@ def test_a_broken_scipy_is_hidden_from_mxnet(tmp_path):
     (broken / '__init__.py').write_text("raise AttributeError(\"module 'numpy' has no "
                                         "attribute 'long'\")\n")
     code = ('import sys\n'
-            'from tools import benchmark_gpu as b\n'
+            'from mxresnet import runtime as b\n'
             'assert b.hide_broken_scipy() is True and b.hide_broken_scipy() is True\n'
             'try:\n    import scipy.sparse\nexcept ImportError:\n    pass\n'
             'else:\n    raise SystemExit("scipy still importable")\n'
@@ -201,18 +200,23 @@ def test_a_broken_scipy_is_hidden_from_mxnet(tmp_path):
 
 
 def test_a_working_or_absent_scipy_is_left_alone():
-    assert bench.hide_broken_scipy() is False
+    assert runtime.hide_broken_scipy() is False
     assert 'scipy' not in sys.modules or sys.modules['scipy'] is not None
 
 
-def test_gpu_check_reports_each_step_without_a_gpu(capsys):
-    from tools import gpu_check
+def test_gpu_check_reports_each_step(capsys):
+    from benchmarks import gpu_check
     assert gpu_check.main(['import']) == 0
     out = capsys.readouterr().out
-    assert 'OK   import mxnet' in out and 'num_gpus=0' in out
-    # On a machine without a GPU build the GPU steps fail, each reported, none raising.
-    assert gpu_check.main(['alloc', 'conv']) == 1
+    gpus = mx.context.num_gpus()
+    assert 'OK   import mxnet' in out and 'num_gpus=%d' % gpus in out
+    # Each GPU step is reported, none raising: OK where MXNet has a GPU, else FAIL.
+    status = gpu_check.main(['alloc', 'conv'])
     out = capsys.readouterr().out
-    assert re.search(r'FAIL allocate on gpu\(0\) +MXNetError', out)
-    assert 'FAIL Convolution (cuDNN)' in out
+    if gpus:
+        assert status == 0 and 'OK   allocate on gpu(0)' in out, out
+    else:
+        assert status == 1
+        assert re.search(r'FAIL allocate on gpu\(0\) +MXNetError', out)
+        assert 'FAIL Convolution (cuDNN)' in out
     assert gpu_check.main(['bogus']) == 2

@@ -70,7 +70,7 @@ def check_split(prefix, split, images_rgb, labels):
 
 def test_cifar10_folder_round_trip(tmp_path, capsys):
     truth = make_cifar10(str(tmp_path / 'cifar-10-batches-py'))
-    rc, out, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c10'],
+    rc, out, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c10'],
                            capsys)
     assert rc == 0, err
     assert 'cifar-10' in out
@@ -87,8 +87,8 @@ def test_cifar10_tar_gz_same_as_folder(tmp_path, capsys):
     make_cifar10(str(tmp_path / 'cifar-10-batches-py'))
     with tarfile.open(str(tmp_path / 'cifar-10-python.tar.gz'), 'w:gz') as tar:
         tar.add(str(tmp_path / 'cifar-10-batches-py'), arcname='cifar-10-batches-py')
-    run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'a'], capsys)
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-python.tar.gz', tmp_path / 'b'],
+    run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'a'], capsys)
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-python.tar.gz', tmp_path / 'b'],
                          capsys)
     assert rc == 0, err
     for split in ('train', 'test'):
@@ -99,7 +99,7 @@ def test_cifar10_tar_gz_same_as_folder(tmp_path, capsys):
 @pytest.mark.parametrize('kind', ['fine', 'coarse'])
 def test_cifar100_fine_and_coarse(tmp_path, capsys, kind):
     truth = make_cifar100(str(tmp_path / 'cifar-100-python'))
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-100-python', tmp_path / 'c',
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-100-python', tmp_path / 'c',
                                          '--labels', kind], capsys)
     assert rc == 0, err
     for split in ('train', 'test'):
@@ -111,7 +111,7 @@ def test_cifar100_fine_and_coarse(tmp_path, capsys, kind):
 
 def test_cifar10_jpeg_option(tmp_path, capsys):
     truth = make_cifar10(str(tmp_path / 'cifar-10-batches-py'))
-    rc, _, _ = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'j',
+    rc, _, _ = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'j',
                                        '--encoding', '.jpg', '--quality', 95], capsys)
     assert rc == 0
     data, label = read_iter(str(tmp_path / 'j-test.rec'), (3, 32, 32))
@@ -123,7 +123,7 @@ def test_cifar_truncated_pickle(tmp_path, capsys):
     make_cifar10(str(tmp_path / 'cifar-10-batches-py'))
     path = tmp_path / 'cifar-10-batches-py' / 'data_batch_3'
     path.write_bytes(path.read_bytes()[:500])
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
                          capsys)
     assert_clean_error(rc, err, 'data_batch_3')
     assert not list(tmp_path.glob('c-*.rec'))
@@ -136,7 +136,7 @@ def test_cifar_label_count_mismatch(tmp_path, capsys):
         batch = pickle.load(f)
     batch[b'labels'] = batch[b'labels'][:-1]
     _dump(path, batch)
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
                          capsys)
     assert_clean_error(rc, err, 'test_batch', '4 images but 3 labels')
 
@@ -149,7 +149,7 @@ def test_cifar_pickle_cannot_run_code(tmp_path, capsys):
             return (os.system, ('echo pwned > %s' % (tmp_path / 'pwned'),))
 
     _dump(str(tmp_path / 'cifar-10-batches-py' / 'batches.meta'), {b'label_names': Evil()})
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'cifar-10-batches-py', tmp_path / 'c'],
                          capsys)
     assert_clean_error(rc, err, 'batches.meta')
     assert not (tmp_path / 'pwned').exists()
@@ -157,9 +157,9 @@ def test_cifar_pickle_cannot_run_code(tmp_path, capsys):
 
 def test_cifar_not_a_release(tmp_path, capsys):
     (tmp_path / 'x').mkdir()
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'x', tmp_path / 'c'], capsys)
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'x', tmp_path / 'c'], capsys)
     assert_clean_error(rc, err, 'not a CIFAR')
-    rc, _, err = run_cli(cifar2rec.cli, [tmp_path / 'missing.tar.gz', tmp_path / 'c'], capsys)
+    rc, _, err = run_cli(cifar2rec.main, [tmp_path / 'missing.tar.gz', tmp_path / 'c'], capsys)
     assert_clean_error(rc, err, 'missing.tar.gz')
 
 
@@ -194,7 +194,7 @@ def make_mnist(folder, n_train=40, n_test=30, gz=True, seed=0):
 @pytest.mark.parametrize('gz', [True, False], ids=['gzipped', 'plain'])
 def test_mnist_round_trip(tmp_path, capsys, gz):
     truth = make_mnist(str(tmp_path / 'src'), gz=gz)
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert rc == 0, err
     for split, stem in (('train', 'train'), ('test', 't10k')):
         images, labels = truth[stem]
@@ -208,7 +208,7 @@ def test_mnist_balanced_subset(tmp_path, capsys):
     truth = make_mnist(str(tmp_path / 'src'), n_train=60, n_test=40)
     argv = [tmp_path / 'src', tmp_path / 's', '--subset-per-class', '3,2', '--test-name', 'val',
             '--classes', 'fashion-mnist', '--synset', tmp_path / 'synset.txt']
-    rc, _, err = run_cli(mnist2rec.cli, argv, capsys)
+    rc, _, err = run_cli(mnist2rec.main, argv, capsys)
     assert rc == 0, err
     first = (tmp_path / 's-train.rec').read_bytes()
     for split, stem, per in (('train', 'train', 3), ('val', 't10k', 2)):
@@ -222,13 +222,13 @@ def test_mnist_balanced_subset(tmp_path, capsys):
             np.testing.assert_array_equal(img, images[header.id])
         assert ids != sorted(ids)  # stored shuffled
     assert (tmp_path / 'synset.txt').read_text().splitlines()[0] == 'T-shirt/top'
-    run_cli(mnist2rec.cli, argv, capsys)
+    run_cli(mnist2rec.main, argv, capsys)
     assert (tmp_path / 's-train.rec').read_bytes() == first  # deterministic
 
 
 def test_mnist_subset_larger_than_class(tmp_path, capsys):
     make_mnist(str(tmp_path / 'src'))
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 's',
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 's',
                                          '--subset-per-class', '5,1'], capsys)
     assert_clean_error(rc, err, 'train-images-idx3-ubyte.gz', 'class')
 
@@ -237,7 +237,7 @@ def test_mnist_header_length_mismatch(tmp_path, capsys):
     make_mnist(str(tmp_path / 'src'), gz=False)
     path = tmp_path / 'src' / 't10k-images-idx3-ubyte'
     path.write_bytes(path.read_bytes()[:-100])
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 't10k-images-idx3-ubyte', 'header says')
     assert not list(tmp_path.glob('m-*'))
 
@@ -246,14 +246,14 @@ def test_mnist_truncated_gzip(tmp_path, capsys):
     make_mnist(str(tmp_path / 'src'))
     path = tmp_path / 'src' / 'train-images-idx3-ubyte.gz'
     path.write_bytes(path.read_bytes()[:200])
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 'train-images-idx3-ubyte.gz')
 
 
 def test_mnist_bad_magic(tmp_path, capsys):
     make_mnist(str(tmp_path / 'src'), gz=False)
     (tmp_path / 'src' / 'train-labels-idx1-ubyte').write_bytes(b'\x12\x34\x08\x01' + b'\0' * 8)
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 'train-labels-idx1-ubyte', 'magic')
 
 
@@ -261,14 +261,14 @@ def test_mnist_label_count_differs(tmp_path, capsys):
     make_mnist(str(tmp_path / 'src'), gz=False)
     with open(str(tmp_path / 'src' / 'train-labels-idx1-ubyte'), 'wb') as f:
         f.write(idx_bytes(np.zeros(39, np.uint8)))
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
                        '40 images', '39 labels')
 
 
 def test_mnist_missing_files(tmp_path, capsys):
     (tmp_path / 'src').mkdir()
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'src', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'src', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 'train-images-idx3-ubyte')
-    rc, _, err = run_cli(mnist2rec.cli, [tmp_path / 'nowhere', tmp_path / 'm'], capsys)
+    rc, _, err = run_cli(mnist2rec.main, [tmp_path / 'nowhere', tmp_path / 'm'], capsys)
     assert_clean_error(rc, err, 'nowhere')

@@ -66,7 +66,7 @@ def test_split_decodes_balanced_gray_28x28(split):
 def test_rebuild_matches_shipped_files(tmp_path, capsys):
     """Real-data test: our tool on the Debian Fashion-MNIST gives the shipped records."""
     source = fashion_mnist_dir()
-    rc, _, err = run_cli(mnist2rec.cli, [source, tmp_path / 'fashion-mnist'] + REBUILD +
+    rc, _, err = run_cli(mnist2rec.main, [source, tmp_path / 'fashion-mnist'] + REBUILD +
                          ['--synset', tmp_path / 'synset.txt'], capsys)
     assert rc == 0, err
     assert (tmp_path / 'synset.txt').read_text() == open(os.path.join(DATA, 'synset.txt')).read()

@@ -19,7 +19,9 @@ import pytest
 
 from conftest import ROOT
 import train_resnet
-from common import data as data_mod
+from mxresnet import data as data_mod
+from mxresnet import flags
+from mxresnet.recordio import count_records
 from tools import launch
 
 LAUNCH = os.path.join(ROOT, 'tools', 'launch.py')
@@ -258,14 +260,14 @@ def test_interface_matches_mxnet_launch():
 # -- training on the distributed kvstore ------------------------------------------------
 def test_record_iter_parts_are_disjoint():
     """What each worker reads: part k of 2 of the bundled data, disjoint, covering it all."""
-    args = data_mod.apply_presets(train_resnet.build_parser().parse_args(
+    args = flags.apply_presets(train_resnet.build_parser().parse_args(
         ['--preset', 'fashion-mnist']))
-    args.batch_size = 200
-    total = data_mod.count_records(TRAIN_REC, TRAIN_IDX)
+    mean, std = flags.normalisation(args, 1)
+    total = count_records(TRAIN_REC, TRAIN_IDX)
     parts = []
     for rank in range(2):
         images = set()
-        for batch in data_mod.record_iter(args, (1, 28, 28), TRAIN_REC, TRAIN_IDX, False,
+        for batch in data_mod.record_iter(TRAIN_REC, TRAIN_IDX, (1, 28, 28), mean, std, 100,
                                           num_parts=2, part_index=rank):
             data = batch.data[0].asnumpy()
             for k in range(data.shape[0] - batch.pad):
@@ -298,7 +300,7 @@ def test_dist_sync_two_workers(tmp_path, job_factory):
     assert epochs[0]['batches'] == 4
     assert os.path.isfile(prefix + '-0001.states')
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ['launch.out', 'model-0001.json', 'model-0001.params', 'model-0001.states',
+        ['launch.out', 'model-0001.json', 'model-0001.params', 'model-0001.states', 'model-model.json',
          'model-log.jsonl', 'model-symbol.json'])
     job.assert_no_orphans()
 

@@ -54,7 +54,7 @@ def wheel_script():
 def test_recursive_list_labels_sorted_folders_and_label_map(tree, tmp_path, capsys):
     root, images = tree
     prefix = tmp_path / 'data'
-    rc, out, _ = run_cli(im2rec.cli, [prefix, root, '--list', '--recursive'], capsys)
+    rc, out, _ = run_cli(im2rec.main, [prefix, root, '--list', '--recursive'], capsys)
     assert rc == 0
     for label, c in enumerate(CLASSES):
         assert '%s %d' % (c, label) in out
@@ -72,7 +72,7 @@ def test_recursive_list_labels_sorted_folders_and_label_map(tree, tmp_path, caps
 
 def test_list_identical_to_wheel(tree, tmp_path, capsys):
     root, _ = tree
-    run_cli(im2rec.cli, [tmp_path / 'ours', root, '--list', '--recursive'], capsys)
+    run_cli(im2rec.main, [tmp_path / 'ours', root, '--list', '--recursive'], capsys)
     proc = run_script(wheel_script(), [tmp_path / 'wheel', root, '--list', '--recursive'])
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / 'ours.lst').read_text() == (tmp_path / 'wheel.lst').read_text()
@@ -85,10 +85,10 @@ def test_flat_list_exts_no_shuffle_and_seed(tmp_path, capsys):
             else (tmp_path / name).write_text('x')
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
-    run_cli(im2rec.cli, [out_dir / 'a', tmp_path, '--list', '--no-shuffle'], capsys)
+    run_cli(im2rec.main, [out_dir / 'a', tmp_path, '--list', '--no-shuffle'], capsys)
     assert read_lst(str(out_dir / 'a.lst')) == [(0, [0.0], 'a.JPG'), (1, [0.0], 'b.png'),
                                                (2, [0.0], 'c.jpeg')]
-    run_cli(im2rec.cli, [out_dir / 'b', tmp_path, '--list', '--exts', 'png', 'bmp',
+    run_cli(im2rec.main, [out_dir / 'b', tmp_path, '--list', '--exts', 'png', 'bmp',
                          '--no-shuffle'], capsys)
     assert [p for _, _, p in read_lst(str(out_dir / 'b.lst'))] == ['b.png', 'd.bmp']
 
@@ -97,7 +97,7 @@ def test_seed_option(tree, tmp_path, capsys):
     root, _ = tree
     orders = {}
     for name, seed in [('s1', 1), ('s1b', 1), ('s2', 2)]:
-        run_cli(im2rec.cli, [tmp_path / name, root, '--list', '--recursive', '--seed', seed],
+        run_cli(im2rec.main, [tmp_path / name, root, '--list', '--recursive', '--seed', seed],
                 capsys)
         orders[name] = read_lst(str(tmp_path / (name + '.lst')))
     assert orders['s1'] == orders['s1b']
@@ -110,7 +110,7 @@ def _split_sets(tmp_path, suffixes):
 
 def test_train_test_val_split_covers_everything(tree, tmp_path, capsys):
     root, images = tree
-    rc, _, _ = run_cli(im2rec.cli, [tmp_path / 'd', root, '--list', '--recursive',
+    rc, _, _ = run_cli(im2rec.main, [tmp_path / 'd', root, '--list', '--recursive',
                                     '--train-ratio', 0.5, '--test-ratio', 0.25], capsys)
     assert rc == 0
     parts = _split_sets(tmp_path, ['_train', '_test', '_val'])
@@ -121,7 +121,7 @@ def test_train_test_val_split_covers_everything(tree, tmp_path, capsys):
 
 def test_test_ratio_honoured_when_train_ratio_not_given(tree, tmp_path, capsys):
     root, images = tree
-    rc, _, _ = run_cli(im2rec.cli, [tmp_path / 'd', root, '--list', '--recursive',
+    rc, _, _ = run_cli(im2rec.main, [tmp_path / 'd', root, '--list', '--recursive',
                                     '--test-ratio', 0.2], capsys)
     assert rc == 0
     assert not (tmp_path / 'd.lst').exists() and not (tmp_path / 'd_val.lst').exists()
@@ -133,7 +133,7 @@ def test_test_ratio_honoured_when_train_ratio_not_given(tree, tmp_path, capsys):
 
 def test_ratios_over_one_is_an_error(tree, tmp_path, capsys):
     root, _ = tree
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'd', root, '--list', '--train-ratio', 1,
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'd', root, '--list', '--train-ratio', 1,
                                       '--test-ratio', 0.2], capsys)
     assert_clean_error(rc, err, '--test-ratio')
     assert not list(tmp_path.glob('*.lst'))
@@ -141,11 +141,11 @@ def test_ratios_over_one_is_an_error(tree, tmp_path, capsys):
 
 def test_chunks(tree, tmp_path, capsys):
     root, images = tree
-    run_cli(im2rec.cli, [tmp_path / 'd', root, '--list', '--recursive', '--chunks', 4], capsys)
+    run_cli(im2rec.main, [tmp_path / 'd', root, '--list', '--recursive', '--chunks', 4], capsys)
     chunks = [read_lst(str(tmp_path / ('d_%d.lst' % i))) for i in range(4)]
     assert [len(c) for c in chunks] == [5, 5, 5, 3]
     assert sorted(p for c in chunks for _, _, p in c) == sorted(images)
-    run_cli(im2rec.cli, [tmp_path / 'e', root, '--list', '--recursive', '--chunks', 2,
+    run_cli(im2rec.main, [tmp_path / 'e', root, '--list', '--recursive', '--chunks', 2,
                          '--test-ratio', 0.5], capsys)
     names = sorted(p.name for p in tmp_path.glob('e*.lst'))
     assert names == ['e_0_test.lst', 'e_0_train.lst', 'e_1_test.lst', 'e_1_train.lst']
@@ -168,11 +168,11 @@ def test_imagenet_layout_val_labels_follow_train_numbering(tmp_path, capsys):
         gt_lines.append('%s.JPEG %s' % (name, syn))
         truth[name + '.JPEG'] = float(synsets.index(syn))
     (tmp_path / 'val_gt.txt').write_text('\n'.join(gt_lines) + '\n')
-    rc, _, _ = run_cli(im2rec.cli, [tmp_path / 'train', tmp_path / 'train', '--list',
+    rc, _, _ = run_cli(im2rec.main, [tmp_path / 'train', tmp_path / 'train', '--list',
                                     '--recursive'], capsys)
     assert rc == 0
     assert (tmp_path / 'train_synset.txt').read_text().split() == synsets
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'val', tmp_path / 'val', '--list',
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'val', tmp_path / 'val', '--list',
                                       '--synset', tmp_path / 'train_synset.txt',
                                       '--val-gt', tmp_path / 'val_gt.txt'], capsys)
     assert rc == 0, err
@@ -183,13 +183,13 @@ def test_imagenet_layout_val_labels_follow_train_numbering(tmp_path, capsys):
                                                               line.split()[1])
                                           for line in gt_lines]
     (tmp_path / 'LOC_val_solution.csv').write_text('\n'.join(csv) + '\n')
-    run_cli(im2rec.cli, [tmp_path / 'val2', tmp_path / 'val', '--list', '--synset',
+    run_cli(im2rec.main, [tmp_path / 'val2', tmp_path / 'val', '--list', '--synset',
                          tmp_path / 'train_synset.txt', '--val-gt',
                          tmp_path / 'LOC_val_solution.csv'], capsys)
     assert read_lst(str(tmp_path / 'val2.lst')) == val
     # A val image the ground truth does not know is an error naming it.
     cv2.imwrite(str(tmp_path / 'val' / 'stray.JPEG'), np.zeros((8, 8, 3), np.uint8))
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'val3', tmp_path / 'val', '--list', '--synset',
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'val3', tmp_path / 'val', '--list', '--synset',
                                       tmp_path / 'train_synset.txt', '--val-gt',
                                       tmp_path / 'val_gt.txt'], capsys)
     assert_clean_error(rc, err, 'stray.JPEG')
@@ -200,13 +200,13 @@ def test_imagenet_layout_val_labels_follow_train_numbering(tmp_path, capsys):
 @pytest.fixture
 def listed(tree, tmp_path, capsys):
     root, images = tree
-    run_cli(im2rec.cli, [tmp_path / 'd', root, '--list', '--recursive'], capsys)
+    run_cli(im2rec.main, [tmp_path / 'd', root, '--list', '--recursive'], capsys)
     return root, images, tmp_path / 'd'
 
 
 def test_png_round_trip_through_image_record_iter(listed, capsys):
     root, images, prefix = listed
-    rc, out, err = run_cli(im2rec.cli, [prefix, root, '--encoding', '.png'], capsys)
+    rc, out, err = run_cli(im2rec.main, [prefix, root, '--encoding', '.png'], capsys)
     assert rc == 0, err
     assert 'img/s' in err  # progress / rate line
     items = read_lst(str(prefix) + '.lst')
@@ -224,7 +224,7 @@ def test_png_round_trip_through_image_record_iter(listed, capsys):
 def test_gray_png_round_trip_and_resize(listed, capsys):
     import cv2
     root, images, prefix = listed
-    rc, _, _ = run_cli(im2rec.cli, [prefix, root, '--encoding', '.png', '--color', 0,
+    rc, _, _ = run_cli(im2rec.main, [prefix, root, '--encoding', '.png', '--color', 0,
                                     '--resize', 6], capsys)
     assert rc == 0
     items = read_lst(str(prefix) + '.lst')
@@ -236,9 +236,9 @@ def test_gray_png_round_trip_and_resize(listed, capsys):
 
 def test_threads_give_identical_output(listed, tmp_path, capsys):
     root, _, prefix = listed
-    run_cli(im2rec.cli, [prefix, root, '--num-thread', 1], capsys)
+    run_cli(im2rec.main, [prefix, root, '--num-thread', 1], capsys)
     one = (tmp_path / 'd.rec').read_bytes(), (tmp_path / 'd.idx').read_bytes()
-    run_cli(im2rec.cli, [prefix, root, '--num-thread', 3], capsys)
+    run_cli(im2rec.main, [prefix, root, '--num-thread', 3], capsys)
     assert ((tmp_path / 'd.rec').read_bytes(), (tmp_path / 'd.idx').read_bytes()) == one
 
 
@@ -247,7 +247,7 @@ def test_multi_label(tree, tmp_path, capsys):
     paths = sorted(images)
     lines = ['%d\t%f\t%f\t%f\t%s' % (i, i % 3, i * 0.5, 7, p) for i, p in enumerate(paths)]
     (tmp_path / 'm.lst').write_text('\n'.join(lines) + '\n')
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'm', root, '--pack-label', '--encoding',
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'm', root, '--pack-label', '--encoding',
                                       '.png'], capsys)
     assert rc == 0, err
     _, label = read_iter(str(tmp_path / 'm.rec'), (3, H, W), label_width=3)
@@ -255,7 +255,7 @@ def test_multi_label(tree, tmp_path, capsys):
     np.testing.assert_array_equal(label, expected)
     assert all(h.flag == 3 for _, h, _ in read_indexed(str(tmp_path / 'm')))
     # Without --pack-label only the first label is stored, as in MXNet's im2rec.
-    run_cli(im2rec.cli, [tmp_path / 'm', root], capsys)
+    run_cli(im2rec.main, [tmp_path / 'm', root], capsys)
     assert [h.label for _, h, _ in read_indexed(str(tmp_path / 'm'))] == \
         [float(i % 3) for i in range(len(paths))]
 
@@ -269,7 +269,7 @@ def test_corrupt_and_missing_images_are_skipped(tree, tmp_path, capsys):
     paths = sorted(images)
     listed = paths[:5] + ['cat/garbage.jpg', 'dog/empty.png', 'zebra/missing.jpg'] + paths[5:]
     (tmp_path / 'c.lst').write_text(''.join('%d\t0\t%s\n' % (i, p) for i, p in enumerate(listed)))
-    rc, out, err = run_cli(im2rec.cli, [tmp_path / 'c', work, '--num-thread', 2], capsys)
+    rc, out, err = run_cli(im2rec.main, [tmp_path / 'c', work, '--num-thread', 2], capsys)
     assert rc == 0
     assert 'Traceback' not in err
     for bad in ('garbage.jpg', 'empty.png', 'missing.jpg'):
@@ -293,7 +293,7 @@ def test_agrees_with_wheel_im2rec(tree, tmp_path, capsys, options):
     lines = ['%d\t%f\t%f\t%s' % (10 * i + 3, i % 3, i, p) for i, p in enumerate(paths)]
     for name in ('ours', 'wheel'):
         (tmp_path / (name + '.lst')).write_text('\n'.join(lines) + '\n')
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'ours', root] + options, capsys)
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'ours', root] + options, capsys)
     assert rc == 0, err
     proc = run_script(wheel_script(), [tmp_path / 'wheel', root] + options)
     assert proc.returncode == 0, proc.stderr
@@ -308,19 +308,19 @@ def test_agrees_with_wheel_im2rec(tree, tmp_path, capsys, options):
 # ----------------------------------------------------------------------------- errors
 
 def test_missing_root(tmp_path, capsys):
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'd', tmp_path / 'nowhere', '--list'], capsys)
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'd', tmp_path / 'nowhere', '--list'], capsys)
     assert_clean_error(rc, err, 'nowhere')
 
 
 def test_prefix_matching_nothing(tree, tmp_path, capsys):
     root, _ = tree
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'nothing', root], capsys)
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'nothing', root], capsys)
     assert_clean_error(rc, err, 'nothing')
 
 
 def test_folder_without_images(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'd', tmp_path / 'empty', '--list'], capsys)
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'd', tmp_path / 'empty', '--list'], capsys)
     assert_clean_error(rc, err, 'no images')
 
 
@@ -335,7 +335,7 @@ def test_folder_without_images(tmp_path, capsys):
 def test_bad_lst(tree, tmp_path, capsys, content, needle):
     root, _ = tree
     (tmp_path / 'bad.lst').write_text(content)
-    rc, _, err = run_cli(im2rec.cli, [tmp_path / 'bad', root], capsys)
+    rc, _, err = run_cli(im2rec.main, [tmp_path / 'bad', root], capsys)
     assert_clean_error(rc, err, 'bad.lst', needle)
     assert not list(tmp_path.glob('bad.rec*'))
 

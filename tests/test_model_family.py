@@ -10,7 +10,7 @@ from conftest import (assert_gradients_reach_every_argument, assert_same_graph, 
                       golden_index, load_golden)
 from symbols.blocks import ACT_TYPES
 from symbols.resnet_v1 import SHORTCUTS
-from tools.model_stats import model_stats
+from mxresnet.stats import model_stats
 
 # network -> (num_layers, image_shape, options) cases; `small` ones also run forward/backward.
 SMALL = {

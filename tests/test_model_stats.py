@@ -8,7 +8,8 @@ import pytest
 
 import symbols
 from conftest import ROOT, count_params
-from tools.model_stats import main, model_stats
+from mxresnet.stats import model_stats
+from tools.model_stats import main
 
 SCRIPT = os.path.join(ROOT, 'tools', 'model_stats.py')
 
@@ -69,7 +70,7 @@ def test_runs_as_a_script_with_cifar_defaults():
     (['--network', 'resnet', '--num-layers', '56', '--image-shape', '3,32,32'],
      "num_layers=56 is not a depth resnet builds for image_shape 3,32,32"),
     (['--network', 'resnet', '--num-layers', '20', '--image-shape', '3x28x28'],
-     "image_shape '3x28x28' is not valid"),
+     "--image-shape '3x28x28': expected three positive integers"),
     (['--network', 'resnet', '--num-layers', 'twenty', '--image-shape', '3,28,28'],
      "argument --num-layers: invalid int value"),
 ])
@@ -79,4 +80,4 @@ def test_bad_input_is_one_line_and_exit_2(args, expected):
     assert result.stdout == ''
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert lines[0].startswith('model_stats: error: ')
+    assert lines[0].startswith('model_stats.py: error: ')

@@ -11,13 +11,13 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ROOT, unset_engine_type
+from conftest import ROOT
 import symbols
 import train_resnet
-from common import UsageError, checkpoint
-from common import data as data_mod
-from common import fit
-from tools import recordio_pack
+from mxresnet import checkpoint, fit, flags, graph, log, runtime
+from mxresnet import data as data_mod
+from mxresnet import recordio
+from mxresnet.errors import UsageError
 
 TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
 VAL_REC = os.path.join(ROOT, 'data', 'fashion-mnist-val.rec')
@@ -57,7 +57,7 @@ def uninterrupted(tmp_path_factory):
 def test_short_run_learns_and_logs(tmp_path):
     prefix = str(tmp_path / 'model')
     record = train_resnet.run(['--num-examples', '1920', '--batch-size', '64', '--lr', '0.1',
-                               '--num-epochs', '2', '--model-prefix', prefix]).run_record
+                               '--num-epochs', '2', '--model-prefix', prefix])
     # a random model scores 10% on the 10 balanced classes (this run reaches 50-75%)
     assert record['val_top1'] > 0.4
     epochs = [r for r in read_log(prefix + '-log.jsonl') if r['event'] == 'epoch']
@@ -96,7 +96,7 @@ def test_training_graph_rewrites_compute_the_same(network, kwargs):
     parameters, user attributes (mirror_stage), outputs and gradients."""
     sym = symbols.get_symbol(network, num_classes=10, num_layers=20, image_shape='1,28,28',
                              memonger=True, **kwargs)
-    trained = fit.training_graph(sym)
+    trained = graph.training_graph(sym)
     nodes = json.loads(trained.tojson())['nodes']
     ops = [node['op'] for node in nodes]
     assert 'elemwise_add' not in ops and ops.count('add_n') == 9
@@ -118,15 +118,15 @@ def test_training_graph_rewrites_compute_the_same(network, kwargs):
         # summation order differs: bn_data_beta's gradient, a sum over the whole batch
         # with cancellation, moves by 2e-4 of itself
         assert np.abs(fast_grads[name] - grads[name]).max() / scale < 1e-3, name
-    assert fit.training_graph(sym, 'elemwise_add', 'pooling') is sym
-    ops = [n['op'] for n in json.loads(fit.training_graph(sym, 'add_n', 'pooling').tojson())['nodes']]
+    assert graph.training_graph(sym, 'elemwise_add', 'pooling') is sym
+    ops = [n['op'] for n in json.loads(graph.training_graph(sym, 'add_n', 'pooling').tojson())['nodes']]
     assert 'mean' not in ops and 'Pooling' in ops
 
 
 def test_top_k_is_reported(tmp_path):
     prefix = str(tmp_path / 'model')
     record = train_resnet.run(SHORT + ['--num-epochs', '1', '--top-k', '5',
-                                       '--model-prefix', prefix]).run_record
+                                       '--model-prefix', prefix])
     assert record['val_topk'] >= record['val_top1']
     assert 'train_topk' in record
 
@@ -203,25 +203,31 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, uninterrupted
 
 
 def test_benchmark_trains_on_synthetic_data(tmp_path):
-    trainer = train_resnet.run(['--benchmark', '1', '--image-shape', '1,28,28',
-                                '--num-classes', '10', '--num-layers', '20',
-                                '--num-examples', '128', '--batch-size', '32', '--num-epochs', '1',
-                                '--model-prefix', str(tmp_path / 'model')])
-    assert trainer.run_record['batches'] == 4
-    assert trainer.run_record['images_per_sec'] > 0
-    assert 'val_top1' not in trainer.run_record
+    record = train_resnet.run(['--benchmark', '1', '--image-shape', '1,28,28',
+                               '--num-classes', '10', '--num-layers', '20',
+                               '--num-examples', '128', '--batch-size', '32', '--num-epochs', '1',
+                               '--model-prefix', str(tmp_path / 'model')])
+    assert record['event'] == 'epoch' and record['batches'] == 4
+    assert record['images_per_sec'] > 0
+    assert 'val_top1' not in record
 
 
 def test_test_io_only_reads(tmp_path, capsys):
-    speed = train_resnet.run(['--test-io', '1', '--num-examples', '256', '--batch-size', '64',
-                              '--model-prefix', str(tmp_path / 'model')])
-    assert speed > 0
+    record = train_resnet.run(['--test-io', '1', '--num-examples', '256', '--batch-size', '64',
+                               '--model-prefix', str(tmp_path / 'model')])
+    assert record['event'] == 'test_io' and record['images'] == 256
+    assert record['images_per_sec'] > 0
     assert not os.listdir(tmp_path)
 
 
+def prepare(argv):
+    """(args, image shape) as train_resnet.py fills them."""
+    args = train_resnet.build_parser().parse_args(argv)
+    return args, fit.configure(args)
+
+
 def parse(argv):
-    args, _ = train_resnet.prepare(argv)
-    return args
+    return prepare(argv)[0]
 
 
 def test_default_run_uses_bundled_data_and_fashion_mnist_preset():
@@ -244,8 +250,22 @@ def test_aug_levels_apply_and_explicit_flags_override():
     assert (args.random_crop, args.random_mirror, args.max_random_h) == (0, 0, 0)
 
 
-def test_imagenet_preset_applies_its_augmentation_and_recipe():
-    args = parse(['--data-train', TRAIN_REC, '--preset', 'imagenet'])
+@pytest.fixture(scope='module')
+def unnamed_rec(tmp_path_factory):
+    """The bundled training .rec in a folder without a synset file."""
+    path = tmp_path_factory.mktemp('unnamed') / 'train.rec'
+    os.symlink(TRAIN_REC, path)
+    return str(path)
+
+
+def test_synset_beside_the_data_sets_the_classes(unnamed_rec):
+    assert parse(['--data-train', TRAIN_REC]).num_classes == 10
+    assert parse(['--data-train', unnamed_rec]).num_classes == 1000  # the base default
+    assert parse(['--data-train', TRAIN_REC, '--preset', 'imagenet']).num_classes == 10
+
+
+def test_imagenet_preset_applies_its_augmentation_and_recipe(unnamed_rec):
+    args = parse(['--data-train', unnamed_rec, '--preset', 'imagenet'])
     assert args.aug_level == 3
     assert (args.image_shape, args.num_classes, args.batch_size, args.lr) == \
         ('3,224,224', 1000, 256, 0.1)
@@ -267,8 +287,9 @@ def test_presets_reach_the_record_iterator(monkeypatch):
     captured = {}
     monkeypatch.setattr(mx.io, 'ImageRecordIter', lambda **kw: captured.update(kw))
     args = parse(['--data-train', TRAIN_REC, '--preset', 'imagenet', '--random-mirror', '0'])
-    data_mod.record_iter(args, (3, 224, 224), TRAIN_REC, '', True, num_parts=2, part_index=1,
-                         epoch=3)
+    mean, std = flags.normalisation(args, 3)
+    data_mod.record_iter(TRAIN_REC, '', (3, 224, 224), mean, std, args.batch_size // 2,
+                         augment=args, num_parts=2, part_index=1, epoch=3)
     assert captured['rand_crop'] is True and captured['rand_mirror'] is False
     assert (captured['random_h'], captured['max_rotate_angle'], captured['pca_noise'],
             captured['min_random_scale']) == (36, 10, 0.1, 0.533)
@@ -280,14 +301,15 @@ def test_presets_reach_the_record_iterator(monkeypatch):
 def test_fashion_mnist_preset_pads_with_the_black_background(tmp_path):
     """Random crops of padded white images show only white and black: no gray frame
     (MXNet's default fill, 127) that the black-bordered test images never have."""
-    white = recordio_pack.encode_image(np.full((28, 28), 255, np.uint8))
-    with recordio_pack.RecordWriter(str(tmp_path / 'white')) as writer:
+    white = recordio.encode_image(np.full((28, 28), 255, np.uint8))
+    with recordio.RecordWriter(str(tmp_path / 'white')) as writer:
         for i in range(64):
-            writer.write(i, recordio_pack.pack_record(0, i, white))
+            writer.write(i, recordio.pack_record(0, i, white))
     rec = writer.rec_path
     args = parse(['--data-train', rec, '--preset', 'fashion-mnist', '--batch-size', '64',
                   '--data-nthreads', '1'])
-    it = data_mod.record_iter(args, (1, 28, 28), rec, '', True)
+    it = data_mod.record_iter(rec, '', (1, 28, 28), [float(args.rgb_mean)],
+                              [float(args.rgb_std)], 64, 1, augment=args)
     pixels = next(iter(it)).data[0].asnumpy() * float(args.rgb_std) + float(args.rgb_mean)
     assert set(np.unique(np.round(pixels))) == {0.0, 255.0}
 
@@ -313,9 +335,9 @@ def test_random_erasing_fills_one_rectangle_per_chosen_image():
 def test_random_erasing_in_training_batches_is_seeded_per_batch():
     """Erasing depends on (seed, epoch, batch) only, so a resumed epoch sees the same data."""
     def first_batches(extra, skip=0):
-        args, shape = train_resnet.prepare(['--data-nthreads', '1', '--random-mirror', '0',
-                                            '--random-crop', '0', '--pad-size', '0'] + extra)
-        trainer = fit.Trainer(args, train_resnet.build_symbol(args, shape), shape)
+        args, shape = prepare(['--data-nthreads', '1', '--random-mirror', '0',
+                               '--random-crop', '0', '--pad-size', '0'] + extra)
+        trainer = fit.Trainer(args, fit.build_symbol(args, shape), shape)
         batches = trainer.batches(2, skip)
         return [next(batches)[1].data[0].asnumpy() for _ in range(3 - skip)]
     plain = first_batches([])
@@ -327,19 +349,26 @@ def test_random_erasing_in_training_batches_is_seeded_per_batch():
 
 
 def test_num_examples_is_counted_from_the_index():
-    args, shape = train_resnet.prepare([])
-    trainer = fit.Trainer(args, train_resnet.build_symbol(args, shape), shape)
-    assert args.num_examples == data_mod.count_records(TRAIN_REC)
+    args, shape = prepare([])
+    trainer = fit.Trainer(args, fit.build_symbol(args, shape), shape)
+    assert args.num_examples == recordio.count_records(TRAIN_REC)
     assert trainer.epoch_size == args.num_examples // args.batch_size
 
 
-def test_engine_is_chosen_before_any_checkpoint_is_read(monkeypatch):
+def test_engine_is_chosen_before_any_checkpoint_is_read(monkeypatch, tmp_path, uninterrupted):
     """pick_engine acts when the Trainer is built, before run() reads a checkpoint to resume
     (MXNet fixes its engine at the first NDArray)."""
-    unset_engine_type(monkeypatch)
-    args, shape = train_resnet.prepare([])
-    fit.Trainer(args, train_resnet.build_symbol(args, shape), shape, pick_engine=True)
-    assert os.environ.get('MXNET_ENGINE_TYPE') == 'NaiveEngine'
+    events = []
+    monkeypatch.setattr(runtime, 'use_naive_engine', lambda *a: events.append('engine'))
+    load = checkpoint.load
+    monkeypatch.setattr(checkpoint, 'load', lambda *a: events.append('load') or load(*a))
+    prefix = str(tmp_path / 'model')
+    for suffix in ('-symbol.json', '-model.json', '-0001.params', '-0001.states', '-0001.json'):
+        with open(uninterrupted + suffix, 'rb') as src, open(prefix + suffix, 'wb') as dst:
+            dst.write(src.read())
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'],
+                     pick_engine=True)
+    assert events == ['engine', 'load']
 
 
 def test_empty_prefix_writes_no_log():
@@ -348,9 +377,9 @@ def test_empty_prefix_writes_no_log():
 
 
 def test_float16_optimizer_is_multi_precision_with_loss_scale():
-    args, shape = train_resnet.prepare(['--dtype', 'float16', '--loss-scale', '128',
-                                        '--label-smoothing', '0.1', '--test-io', '1'])
-    sym = train_resnet.build_symbol(args, shape)
+    args, shape = prepare(['--dtype', 'float16', '--loss-scale', '128',
+                           '--label-smoothing', '0.1', '--test-io', '1'])
+    sym = fit.build_symbol(args, shape)
     attrs = sym.attr_dict()['softmax']
     assert float(attrs['grad_scale']) == 128 and float(attrs['smooth_alpha']) == 0.1
     assert sym.infer_type(data=np.float32)[1] == [np.float32]
@@ -373,20 +402,37 @@ def test_lr_schedules():
     poly = fit.lr_scheduler(args, epoch_size=10)
     assert poly(5) == pytest.approx(0.05)
     assert poly(10) == pytest.approx(0.1)
+    assert poly(35) == pytest.approx(0.1 * (1 - 25 / 50) ** 2)
+
+
+def test_lr_schedule_step_branches():
+    args = argparse.Namespace(lr=0.1, lr_factor=0.5, lr_step_epochs='2,4', num_epochs=6,
+                              warmup_epochs=1, lr_schedule='step')
+    steps = fit.lr_scheduler(args, epoch_size=10)  # warm-up, then the steps
+    assert [steps(n) for n in (5, 10, 15, 21, 41)] == pytest.approx([0.05, 0.1, 0.1, 0.05,
+                                                                     0.025])
+    args.lr_step_epochs, args.warmup_epochs = '6,9', 0  # no step inside the run: constant
+    assert fit.lr_scheduler(args, epoch_size=10) is None
+    args.warmup_epochs = 2  # ... after a warm-up
+    constant = fit.lr_scheduler(args, epoch_size=10)
+    assert [constant(n) for n in (10, 20, 59)] == pytest.approx([0.05, 0.1, 0.1])
+    args.lr_step_epochs = '30,sixty'
+    with pytest.raises(UsageError, match="--lr-step-epochs '30,sixty'"):
+        fit.lr_scheduler(args, epoch_size=10)
 
 
 def test_gpus_are_parsed_against_the_devices_present(monkeypatch):
     monkeypatch.setattr(mx.context, 'num_gpus', lambda: 2)
-    assert fit.parse_gpus('0,1') == [0, 1]
-    assert fit.contexts([0, 1]) == [mx.gpu(0), mx.gpu(1)]
-    assert fit.contexts([]) == [mx.cpu()]
+    assert flags.gpu_list('0,1') == [0, 1]
+    assert runtime.contexts([0, 1]) == [mx.gpu(0), mx.gpu(1)]
+    assert runtime.contexts([]) == [mx.cpu()]
     with pytest.raises(UsageError, match='this machine has GPUs 0..1'):
-        fit.parse_gpus('0,2')
-    with pytest.raises(UsageError, match='expected GPU numbers'):
-        fit.parse_gpus('gpu0')
+        flags.gpu_list('0,2')
+    with pytest.raises(UsageError, match="--gpus 'gpu0': expected comma-separated integers"):
+        flags.gpu_list('gpu0')
     monkeypatch.setattr(mx.context, 'num_gpus', lambda: 0)
     with pytest.raises(UsageError, match='this machine has no GPU'):
-        fit.parse_gpus('0')
+        flags.gpu_list('0')
 
 
 def test_kvstore_choice(monkeypatch):
@@ -424,10 +470,15 @@ def truncated_rec(tmp_path_factory):
 @pytest.mark.parametrize('args,expected', [
     (['--network', 'resnet-9000'], "--network 'resnet-9000': choose one of"),
     (['--num-layers', '21'], 'num_layers=21 is not a depth resnet builds for image_shape 1,28,28'),
-    (['--image-shape', '3x28x28'], "--image-shape '3x28x28' is not valid"),
+    (['--image-shape', '3x28x28'], "--image-shape '3x28x28': expected three positive integers"),
+    (['--save-period', '0'], '--save-period 0: expected a number of epochs, at least 1'),
+    (['--num-classes', '12'], 'synset.txt names 10 classes but --num-classes is 12'),
+    (['--model', 'resnet9'], "argument --model: invalid choice: 'resnet9'"),
+    (['--model', 'resnet50'], '--model resnet50 is built for 3x224x224 inputs; at 1,28,28 the '
+     'resnet network takes another layout of stages: use network resnet with num_layers 50'),
     (['--data-train', '/nonexistent/train.rec'], '--data-train /nonexistent/train.rec: no such'),
     (['--data-train', 'TRUNCATED'], 'is truncated'),
-    (['--gpus', '0'], '--gpus 0: this machine has no GPU'),
+    (['--gpus', '99'], '--gpus 99: this machine has'),
     (['--batch-size', '0'], '--batch-size 0: must be a positive number'),
     (['--kv-store', 'bogus'], "--kv-store 'bogus': choose one of local"),
     (['--load-epoch', '7', '--model-prefix', 'MISSING'], '--load-epoch 7: no checkpoint'),
@@ -457,4 +508,75 @@ def test_plot_curves_draws_runs_from_logs(tmp_path, uninterrupted):
     with open(output, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert plot_curves.main([str(broken), '-o', output]) == 2
-    assert plot_curves.read_epochs(uninterrupted + '-log.jsonl')[-1]['epoch'] == 2
+    assert log.read_epochs(uninterrupted + '-log.jsonl')[-1]['epoch'] == 2
+
+
+def test_checkpoint_records_what_is_needed_to_use_it(uninterrupted):
+    meta = checkpoint.read_metadata(uninterrupted)
+    with open(os.path.join(ROOT, 'data', 'synset.txt')) as f:
+        names = [line.strip() for line in f if line.strip()]
+    assert (meta['network'], meta['num_layers'], meta['image_shape'], meta['num_classes']) == \
+        ('resnet', 20, [1, 28, 28], 10)
+    assert (meta['mean'], meta['std'], meta['preset']) == ([72.94], [90.02], 'fashion-mnist')
+    assert meta['synset'] == names and meta['options'] == {'dtype': 'float32'}
+    model = checkpoint.load_model(uninterrupted, 2)
+    assert model.metadata['image_shape'] == [1, 28, 28]
+    assert model.symbol.list_arguments()[-1] != 'softmax_label'
+
+
+def test_a_fresh_run_into_a_used_folder_starts_a_new_run_in_the_log(tmp_path, caplog):
+    prefix = str(tmp_path / 'model')
+    short = SHORT + ['--num-epochs', '1', '--model-prefix', prefix]
+    train_resnet.run(short)
+    with caplog.at_level('WARNING'):
+        train_resnet.run(short + ['--seed', '1'])
+    assert 'already holds checkpoints 1 and 1 earlier run in its log' in caplog.text
+    assert 'this fresh run is run 2' in caplog.text
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1',
+                              '--seed', '1'])
+    records = log.read_records(prefix + '-log.jsonl')
+    starts = [(r['run'], r['resumed'], r['begin_epoch']) for r in records if r['event'] == 'run']
+    assert starts == [(1, False, 0), (2, False, 0), (2, True, 1)]
+    runs = log.runs(records)
+    assert len(runs) == 2 and [r['epoch'] for r in runs[0] if r['event'] == 'epoch'] == [1]
+    second = log.read_epochs(prefix + '-log.jsonl')
+    assert [r['epoch'] for r in second] == [1, 2]
+    assert second[0]['train_loss'] == [r for r in runs[1] if r['event'] == 'epoch'][0]['train_loss']
+    assert second[0]['train_loss'] != log.read_epochs(prefix + '-log.jsonl', run=0)[0]['train_loss']
+
+
+def test_explicit_zeros_reach_the_network():
+    args, shape = prepare(['--bn-mom', '0', '--workspace', '0', '--memonger', '0'])
+    assert flags.network_options(args) == {'dtype': 'float32', 'bn_mom': 0.0,
+                                           'conv_workspace': 0, 'memonger': False}
+    attrs = fit.build_symbol(args, shape).attr_dict()
+    assert attrs['bn_data']['momentum'] == '0.0' and attrs['conv0']['workspace'] == '0'
+
+
+def test_named_model_sets_network_depth_options_and_input(unnamed_rec):
+    args = parse(['--model', 'resnet56'])  # the bundled data's preset keeps its input
+    assert (args.network, args.num_layers, args.image_shape) == ('resnet', 56, '1,28,28')
+    assert args.model_prefix == os.path.join('runs', 'resnet56', 'model')
+    args = parse(['--model', 'resnext50_32x4d', '--data-train', unnamed_rec])
+    assert (args.network, args.num_layers, args.num_group, args.bottleneck_width) == \
+        ('resnext', 50, 32, 4)
+    assert (args.image_shape, args.num_classes) == ('3,224,224', 1000)
+    args = parse(['--model', 'resnext50_32x4d', '--data-train', TRAIN_REC, '--num-group', '8',
+                  '--num-layers', '101', '--image-shape', '3,64,64'])
+    assert (args.num_layers, args.num_group, args.image_shape) == (101, 8, '3,64,64')
+    args = parse(['--model', 'resnet20_v1', '--data-train', TRAIN_REC, '--preset', 'cifar10'])
+    assert (args.network, args.shortcut, args.lr_step_epochs) == ('resnet-v1', 'A', '82,123')
+
+
+def test_help_shows_the_real_defaults():
+    result = run_cli(['--help'])
+    assert result.returncode == 0
+    text = ' '.join(result.stdout.split())
+    assert '(default: None)' not in text
+    assert '--lr LR initial learning rate for --batch-size (scale it linearly with the batch ' \
+        'size) (default: 0.1; --preset cifar10 0.1, fashion-mnist 0.2, imagenet 0.1)' in text
+    assert '(default: 50; --preset cifar10 20, fashion-mnist 20, imagenet 50)' in text
+    assert '(default: 0; --aug-level 1: 1, 2: 1, 3: 1)' in text  # --random-crop
+    options = [line.split()[0] for line in result.stdout.splitlines()
+               if line.startswith('  --')]
+    assert len(options) == len(set(options))

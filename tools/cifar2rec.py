@@ -13,7 +13,6 @@ original RGB values. A record's id and index key is the image's position in its 
 The pickles are read with an unpickler that only builds plain containers and numpy arrays,
 so a tampered file cannot run code.
 """
-import argparse
 import io
 import os
 import pickle
@@ -25,7 +24,9 @@ if __package__ in (None, ''):
 
 import numpy as np
 
-from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_synset
+from mxresnet import flags
+from mxresnet.errors import UsageError, run_tool
+from mxresnet.recordio import add_encoding_args, check_output, pack_arrays, write_synset
 
 LAYOUTS = {
     # dataset: (train files, test files, meta file, names key per label kind)
@@ -54,10 +55,10 @@ def load_pickle(data, where):
     try:
         obj = _SafeUnpickler(io.BytesIO(data), encoding='bytes').load()
     except Exception as err:  # truncated or garbled pickles raise many different types
-        raise ToolError('%s is not a readable CIFAR pickle (%s: %s)'
+        raise UsageError('%s is not a readable CIFAR pickle (%s: %s)'
                         % (where, type(err).__name__, err))
     if not isinstance(obj, dict):
-        raise ToolError('%s holds a %s, expected a CIFAR dict' % (where, type(obj).__name__))
+        raise UsageError('%s holds a %s, expected a CIFAR dict' % (where, type(obj).__name__))
     # Python 2 pickles have bytes keys; accept str keys as well.
     return {(k.encode() if isinstance(k, str) else k): v for k, v in obj.items()}
 
@@ -80,15 +81,15 @@ class Source(object):
                     if member.isfile():
                         self._files.setdefault(os.path.basename(member.name), member)
             except (tarfile.TarError, OSError, EOFError) as err:
-                raise ToolError('cannot read archive %s: %s' % (path, err))
+                raise UsageError('cannot read archive %s: %s' % (path, err))
         else:
-            raise ToolError('source %s does not exist' % path)
+            raise UsageError('source %s does not exist' % path)
 
     def dataset(self):
         for name, (train, test, meta, _) in sorted(LAYOUTS.items()):
             if all(f in self._files for f in train + test + [meta]):
                 return name
-        raise ToolError('%s is not a CIFAR-10 or CIFAR-100 python release (expected '
+        raise UsageError('%s is not a CIFAR-10 or CIFAR-100 python release (expected '
                         'data_batch_1..5, test_batch, batches.meta or train, test, meta)'
                         % self.path)
 
@@ -104,7 +105,7 @@ class Source(object):
                     return f.read()
             return self._tar.extractfile(entry).read()
         except (tarfile.TarError, OSError, EOFError) as err:
-            raise ToolError('cannot read %s: %s' % (self.where(name), err))
+            raise UsageError('cannot read %s: %s' % (self.where(name), err))
 
 
 def load_batches(source, files, label_key):
@@ -114,23 +115,22 @@ def load_batches(source, files, label_key):
         where = source.where(name)
         batch = load_pickle(source.read(name), where)
         if b'data' not in batch or label_key not in batch:
-            raise ToolError('%s has no %r or %r entry' % (where, 'data', label_key.decode()))
+            raise UsageError('%s has no %r or %r entry' % (where, 'data', label_key.decode()))
         data = np.asarray(batch[b'data'])
         lab = np.asarray(batch[label_key])
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-            raise ToolError('%s: data is %s %s, expected uint8 N x 3072'
+            raise UsageError('%s: data is %s %s, expected uint8 N x 3072'
                             % (where, data.dtype, 'x'.join(map(str, data.shape))))
         if lab.ndim != 1 or len(lab) != len(data):
-            raise ToolError('%s has %d images but %d labels' % (where, len(data), lab.size))
+            raise UsageError('%s has %d images but %d labels' % (where, len(data), lab.size))
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(lab.astype(np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Convert CIFAR-10/100 (python pickle release, folder or .tar.gz) to '
-                    'RecordIO.', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = flags.parser('Convert CIFAR-10/100 (python pickle release, folder or .tar.gz) to '
+                          'RecordIO.', prog='cifar2rec')
     parser.add_argument('source', help='cifar-10-batches-py/ or cifar-100-python/ folder, or '
                                        'the .tar.gz')
     parser.add_argument('prefix', help='output prefix: writes PREFIX-train.rec/.idx and '
@@ -139,37 +139,29 @@ def build_parser():
                         help='CIFAR-100 label set (100 fine or 20 coarse classes)')
     parser.add_argument('--synset', default=None,
                         help='where to write the class names (default PREFIX-synset.txt)')
-    parser.add_argument('--encoding', choices=list(ENCODINGS), default='.png',
-                        help='image encoding (.png is lossless)')
-    parser.add_argument('--quality', type=int, default=9,
-                        help='PNG compression 0-9, or JPEG quality 1-100')
-    parser.add_argument('--num-thread', type=int, default=1, help='encoding threads')
+    add_encoding_args(parser)
     return parser
 
 
-def main(argv=None):
+def run(argv=None):
     args = build_parser().parse_args(argv)
-    out_dir = os.path.dirname(os.path.abspath(args.prefix))
-    if not os.path.isdir(out_dir):
-        raise ToolError('output folder %s does not exist' % out_dir)
-    if args.num_thread < 1:
-        raise ToolError('--num-thread must be at least 1, got %d' % args.num_thread)
+    check_output(args)
     source = Source(args.source)
     dataset = source.dataset()
     train_files, test_files, meta_file, kinds = LAYOUTS[dataset]
     if args.labels not in kinds:
-        raise ToolError('%s has no %s labels' % (dataset, args.labels))
+        raise UsageError('%s has no %s labels' % (dataset, args.labels))
     label_key, names_key = kinds[args.labels]
     meta = load_pickle(source.read(meta_file), source.where(meta_file))
     if names_key not in meta:
-        raise ToolError('%s has no %r entry' % (source.where(meta_file), names_key.decode()))
+        raise UsageError('%s has no %r entry' % (source.where(meta_file), names_key.decode()))
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key]]
     # Read and check both splits before writing anything.
     splits = [('train', load_batches(source, train_files, label_key)),
               ('test', load_batches(source, test_files, label_key))]
     for split, (images, labels) in splits:
         if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-            raise ToolError('%s %s labels run from %d to %d but there are %d class names'
+            raise UsageError('%s %s labels run from %d to %d but there are %d class names'
                             % (dataset, split, labels.min(), labels.max(), len(names)))
     print('%s (%s labels, %d classes) from %s' % (dataset, args.labels, len(names), args.source))
     for split, (images, labels) in splits:
@@ -182,10 +174,9 @@ def main(argv=None):
     return 0
 
 
-def cli(argv=None):
-    """Console-script entry point."""
-    return run_main(main, argv, prog='cifar2rec')
+def main(argv=None):
+    return run_tool(lambda: run(argv), prog='cifar2rec')
 
 
 if __name__ == '__main__':
-    sys.exit(cli())
+    sys.exit(main())

@@ -20,7 +20,6 @@ Differences from MXNet's script, all deliberate (see README "Datasets"):
   a count at the end; the rest is still packed.
 - ``--num-thread N`` packs on N worker processes and keeps the output in list order.
 """
-import argparse
 import os
 import random
 import sys
@@ -28,8 +27,10 @@ import sys
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools.recordio_pack import (ENCODINGS, Progress, RecordWriter, ToolError, encode_image,
-                                 ordered_map, pack_record, run_main, warn, write_names)
+from mxresnet.errors import UsageError, run_tool
+from mxresnet import flags
+from mxresnet.recordio import (ENCODINGS, Progress, RecordWriter, encode_image, ordered_map,
+                               pack_record, warn, write_names)
 
 DEFAULT_SEED = 100  # the fixed seed of MXNet's im2rec.py, so default lists are identical
 
@@ -68,7 +69,7 @@ def list_images(root, recursive, exts, synset=None):
                     rel_dir = os.path.relpath(path, root)
                     if fixed is not None:
                         if rel_dir not in fixed:
-                            raise ToolError('folder %r under %s is not in the --synset map'
+                            raise UsageError('folder %r under %s is not in the --synset map'
                                             % (rel_dir, root))
                         labels[path] = fixed[rel_dir]
                     else:
@@ -85,19 +86,6 @@ def list_images(root, recursive, exts, synset=None):
     return items, folders
 
 
-def read_synset(path):
-    try:
-        with open(path) as f:
-            names = [line.strip() for line in f if line.strip()]
-    except OSError as err:
-        raise ToolError('cannot read synset file %s: %s' % (path, err.strerror))
-    if not names:
-        raise ToolError('synset file %s is empty' % path)
-    if len(set(names)) != len(names):
-        raise ToolError('synset file %s names a class twice' % path)
-    return names
-
-
 def read_ground_truth(path):
     """``{image stem: synset}`` from a ground-truth file.
 
@@ -110,16 +98,16 @@ def read_ground_truth(path):
         with open(path) as f:
             lines = f.read().splitlines()
     except OSError as err:
-        raise ToolError('cannot read ground-truth file %s: %s' % (path, err.strerror))
+        raise UsageError('cannot read ground-truth file %s: %s' % (path, err.strerror))
     for lineno, line in enumerate(lines, 1):
         fields = line.replace(',', ' ').split()
         if not fields or (lineno == 1 and fields[0].lower() in ('imageid', 'filename', 'image')):
             continue
         if len(fields) < 2:
-            raise ToolError('%s:%d: expected "filename synset", got %r' % (path, lineno, line))
+            raise UsageError('%s:%d: expected "filename synset", got %r' % (path, lineno, line))
         gt[os.path.splitext(os.path.basename(fields[0]))[0]] = fields[1]
     if not gt:
-        raise ToolError('ground-truth file %s is empty' % path)
+        raise UsageError('ground-truth file %s is empty' % path)
     return gt
 
 
@@ -133,11 +121,11 @@ def label_by_ground_truth(items, gt, synset, gt_path):
             missing.append(rel)
             continue
         if gt[stem] not in index:
-            raise ToolError('%s gives class %r for %s, which is not in the synset map'
+            raise UsageError('%s gives class %r for %s, which is not in the synset map'
                             % (gt_path, gt[stem], rel))
         out.append((i, rel, [float(index[gt[stem]])]))
     if missing:
-        raise ToolError('%d images have no entry in %s (first: %s)'
+        raise UsageError('%d images have no entry in %s (first: %s)'
                         % (len(missing), gt_path, missing[0]))
     return out
 
@@ -176,28 +164,28 @@ def write_list(path, items):
 
 def make_lists(args):
     if args.chunks < 1:
-        raise ToolError('--chunks must be at least 1, got %d' % args.chunks)
+        raise UsageError('--chunks must be at least 1, got %d' % args.chunks)
     test_ratio = args.test_ratio
     train_ratio = args.train_ratio if args.train_ratio is not None else 1.0 - test_ratio
     for name, value in (('--train-ratio', train_ratio), ('--test-ratio', test_ratio)):
         if not 0.0 <= value <= 1.0:
-            raise ToolError('%s must be between 0 and 1, got %g' % (name, value))
+            raise UsageError('%s must be between 0 and 1, got %g' % (name, value))
     if train_ratio + test_ratio > 1.0 + 1e-9:
-        raise ToolError('--train-ratio %g plus --test-ratio %g is more than 1'
+        raise UsageError('--train-ratio %g plus --test-ratio %g is more than 1'
                         % (train_ratio, test_ratio))
     out_dir = os.path.dirname(args.prefix)
     if not os.path.isdir(out_dir):
-        raise ToolError('output folder %s does not exist' % out_dir)
+        raise UsageError('output folder %s does not exist' % out_dir)
     exts = _norm_exts(args.exts)
-    synset = read_synset(args.synset) if args.synset else None
+    synset = flags.read_synset(args.synset) if args.synset else None
     if args.val_gt:
         if synset is None:
-            raise ToolError('--val-gt needs --synset (the label map of the train folders)')
+            raise UsageError('--val-gt needs --synset (the label map of the train folders)')
         if args.recursive:
-            raise ToolError('--val-gt labels a flat folder; do not combine it with --recursive')
+            raise UsageError('--val-gt labels a flat folder; do not combine it with --recursive')
     items, folders = list_images(args.root, args.recursive, exts, synset)
     if not items:
-        raise ToolError('no images with extension %s %s %s'
+        raise UsageError('no images with extension %s %s %s'
                         % ('/'.join(exts), 'under' if args.recursive else 'directly in',
                            args.root))
     if args.val_gt:
@@ -226,30 +214,30 @@ def read_list(path):
         with open(path) as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise ToolError('cannot read %s: %s' % (path, err))
+        raise UsageError('cannot read %s: %s' % (path, err))
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         fields = [x.strip() for x in line.strip().split('\t')]
         if len(fields) < 3:
-            raise ToolError('%s:%d: expected "index<TAB>label<TAB>path", got %r'
+            raise UsageError('%s:%d: expected "index<TAB>label<TAB>path", got %r'
                             % (path, lineno, line))
         try:
             index = int(fields[0])
         except ValueError:
-            raise ToolError('%s:%d: index %r is not an integer' % (path, lineno, fields[0]))
+            raise UsageError('%s:%d: index %r is not an integer' % (path, lineno, fields[0]))
         try:
             labels = [float(x) for x in fields[1:-1]]
         except ValueError:
-            raise ToolError('%s:%d: label in %r is not a number' % (path, lineno, line))
+            raise UsageError('%s:%d: label in %r is not a number' % (path, lineno, line))
         if not fields[-1]:
-            raise ToolError('%s:%d: empty image path' % (path, lineno))
+            raise UsageError('%s:%d: empty image path' % (path, lineno))
         if index in seen:
-            raise ToolError('%s:%d: index %d appears twice' % (path, lineno, index))
+            raise UsageError('%s:%d: index %d appears twice' % (path, lineno, index))
         seen.add(index)
         items.append((index, fields[-1], labels))
     if not items:
-        raise ToolError('%s is empty' % path)
+        raise UsageError('%s is empty' % path)
     return items
 
 
@@ -260,12 +248,12 @@ def find_lists(prefix):
     else:
         working_dir, start = os.path.dirname(prefix), os.path.basename(prefix)
     if not os.path.isdir(working_dir):
-        raise ToolError('folder %s of prefix %s does not exist' % (working_dir, prefix))
+        raise UsageError('folder %s of prefix %s does not exist' % (working_dir, prefix))
     found = [os.path.join(working_dir, f) for f in sorted(os.listdir(working_dir))
              if f.startswith(start) and f.endswith('.lst')
              and os.path.isfile(os.path.join(working_dir, f))]
     if not found:
-        raise ToolError('no .lst file matches prefix %s (looked for %s*.lst)'
+        raise UsageError('no .lst file matches prefix %s (looked for %s*.lst)'
                         % (prefix, os.path.join(working_dir, start)))
     return found
 
@@ -359,7 +347,7 @@ def pack_list(args, lst_path, items):
             progress.update(1)
         progress.close()
         if writer.count == 0:
-            raise ToolError('no image of %s could be packed' % lst_path)
+            raise UsageError('no image of %s could be packed' % lst_path)
     if skipped:
         warn('%d of %d images in %s were skipped (see the warnings above)'
              % (len(skipped), len(items), lst_path))
@@ -369,9 +357,9 @@ def pack_list(args, lst_path, items):
 
 def make_records(args):
     if args.num_thread < 1:
-        raise ToolError('--num-thread must be at least 1, got %d' % args.num_thread)
+        raise UsageError('--num-thread must be at least 1, got %d' % args.num_thread)
     if args.resize < 0:
-        raise ToolError('--resize must not be negative, got %d' % args.resize)
+        raise UsageError('--resize must not be negative, got %d' % args.resize)
     lists = [(path, read_list(path)) for path in find_lists(args.prefix)]
     for path, items in lists:
         print('Creating .rec file from %s in %s' % (path, os.path.dirname(path)))
@@ -381,10 +369,8 @@ def make_records(args):
 # ----------------------------------------------------------------------------- command line
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description='Create an image list or make a record database by reading from an '
-                    'image list (compatible with MXNet\'s tools/im2rec.py).')
+    parser = flags.parser('Create an image list or make a record database by reading from an '
+                          'image list (compatible with MXNet\'s tools/im2rec.py).', prog='im2rec')
     parser.add_argument('prefix', help='prefix of input/output lst and rec files.')
     parser.add_argument('root', help='path to folder containing images.')
     cgroup = parser.add_argument_group('Options for creating image lists')
@@ -435,12 +421,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def run(argv=None):
     args = build_parser().parse_args(argv)
     args.prefix = os.path.abspath(args.prefix)
     args.root = os.path.abspath(args.root)
     if not os.path.isdir(args.root):
-        raise ToolError('image root %s is not a folder' % args.root)
+        raise UsageError('image root %s is not a folder' % args.root)
     if args.list:
         make_lists(args)
     else:
@@ -448,10 +434,9 @@ def main(argv=None):
     return 0
 
 
-def cli(argv=None):
-    """Console-script entry point."""
-    return run_main(main, argv, prog='im2rec')
+def main(argv=None):
+    return run_tool(lambda: run(argv), prog='im2rec')
 
 
 if __name__ == '__main__':
-    sys.exit(cli())
+    sys.exit(main())

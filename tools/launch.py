@@ -40,13 +40,12 @@ import types
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mxresnet import flags  # noqa: E402
+from mxresnet.errors import UsageError, run_tool  # noqa: E402
+
 LAUNCHERS = ('local', 'ssh', 'mpi', 'sge', 'yarn')
 GRACE_SECONDS = 10.0   # between SIGTERM and SIGKILL when stopping a job
 POLL_SECONDS = 0.1
-
-
-class LaunchError(Exception):
-    """Bad input or an unusable environment: reported as one line."""
 
 
 class Stop(Exception):
@@ -71,28 +70,23 @@ def import_tracker():
         except (ImportError, ValueError):
             spec = None
         if spec is None or not spec.origin:
-            raise LaunchError('cannot find the dmlc_tracker package: install mxnet 1.9.1 '
+            raise UsageError('cannot find the dmlc_tracker package: install mxnet 1.9.1 '
                               '(pip install mxnet==1.9.1), which ships it')
         sys.path.append(os.path.join(os.path.dirname(spec.origin), '..', '3rdparty',
                                      'dmlc-core', 'tracker'))
         try:
             import dmlc_tracker  # noqa: F401,F811
         except ImportError:
-            raise LaunchError('cannot find the dmlc_tracker package beside mxnet (%s)'
+            raise UsageError('cannot find the dmlc_tracker package beside mxnet (%s)'
                               % os.path.dirname(spec.origin))
     from dmlc_tracker import local, opts, tracker
     return types.SimpleNamespace(local=local, opts=opts, tracker=tracker)
 
 
 # -- command line ----------------------------------------------------------------------
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise LaunchError(message)
-
-
 def build_parser():
     """MXNet 1.9.1 launch.py's options, with its defaults."""
-    parser = Parser(description='Launch a distributed job', prog='launch.py')
+    parser = flags.ArgumentParser(description='Launch a distributed job', prog='launch.py')
     parser.add_argument('-n', '--num-workers', required=True, type=int,
                         help='number of worker nodes to be launched')
     parser.add_argument('-s', '--num-servers', type=int,
@@ -137,10 +131,10 @@ def parse_env(entries, flag):
             name, _, value = entry.partition('=')
             sep = '='
         if not name or not name.replace('_', 'a').isalnum() or name[0].isdigit():
-            raise LaunchError('%s %r: expected VAR or VAR:value' % (flag, entry))
+            raise UsageError('%s %r: expected VAR or VAR:value' % (flag, entry))
         if not sep:
             if name not in os.environ:
-                raise LaunchError('%s %s: the variable is not set here' % (flag, name))
+                raise UsageError('%s %s: the variable is not set here' % (flag, name))
             value = os.environ[name]
         env[name] = value
     return env
@@ -151,30 +145,30 @@ def parse_args(argv):
     if args.command and args.command[0] == '--':
         args.command = args.command[1:]
     if not args.command:
-        raise LaunchError('no command given: e.g. launch.py -n 2 --launcher local '
+        raise UsageError('no command given: e.g. launch.py -n 2 --launcher local '
                           'python train_resnet.py --kv-store dist_sync')
     if args.num_workers < 1:
-        raise LaunchError('-n/--num-workers %d: at least one worker is needed'
+        raise UsageError('-n/--num-workers %d: at least one worker is needed'
                           % args.num_workers)
     if args.num_servers is None:
         args.num_servers = args.num_workers
     if args.num_servers < 1:
-        raise LaunchError('-s/--num-servers %d: the distributed kvstore needs at least one '
+        raise UsageError('-s/--num-servers %d: the distributed kvstore needs at least one '
                           'server' % args.num_servers)
     if args.launcher in ('ssh', 'mpi'):
         if not args.hostfile:
-            raise LaunchError('--launcher %s needs -H/--hostfile (one host per line); '
+            raise UsageError('--launcher %s needs -H/--hostfile (one host per line); '
                               'use --launcher local to run on this machine' % args.launcher)
         if not os.path.isfile(args.hostfile):
-            raise LaunchError('-H/--hostfile %s: no such file' % args.hostfile)
+            raise UsageError('-H/--hostfile %s: no such file' % args.hostfile)
         with open(args.hostfile) as f:
             if not any(line.strip() for line in f):
-                raise LaunchError('-H/--hostfile %s: no host in the file' % args.hostfile)
+                raise UsageError('-H/--hostfile %s: no host in the file' % args.hostfile)
     elif args.hostfile:
-        raise LaunchError('-H/--hostfile is for --launcher ssh or mpi, not %s'
+        raise UsageError('-H/--hostfile is for --launcher ssh or mpi, not %s'
                           % args.launcher)
     if (args.env_server or args.env_worker) and args.launcher in ('sge', 'yarn'):
-        raise LaunchError('--env-server/--env-worker are supported with --launcher '
+        raise UsageError('--env-server/--env-worker are supported with --launcher '
                           'local, ssh and mpi')
     args.env_all = parse_env(args.env, '--env')
     args.env_roles = {'server': parse_env(args.env_server, '--env-server'),
@@ -314,7 +308,7 @@ def install_hooks(mods, args, supervisor):
             if not 0 < port < 65536:
                 raise ValueError
         except ValueError:
-            raise LaunchError('DMLC_PS_ROOT_PORT=%s: expected a port number' % port)
+            raise UsageError('DMLC_PS_ROOT_PORT=%s: expected a port number' % port)
         # PSTracker(hostIP, cmd, port=9091, port_end=9999, envs=None): the first port tried
         mods.tracker.PSTracker.__init__.__defaults__ = (port, min(max(port + 1000, 9999), 65536),
                                                         None)
@@ -405,12 +399,8 @@ def run(args):
 
 def main(argv=None):
     logging.basicConfig(format='%(asctime)s %(levelname)s %(message)s', level=logging.INFO)
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        return run(args)
-    except LaunchError as err:
-        print('launch.py: error: %s' % err, file=sys.stderr)
-        return 2
+    return run_tool(lambda: run(parse_args(sys.argv[1:] if argv is None else argv)),
+                    prog='launch.py')
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@ and index key is the image's position in its source file.
 each split: TRAIN images per class from the training file, TEST per class from the test file
 (so the two never overlap), stored in shuffled order. The bundled ``data/`` set is built so.
 """
-import argparse
 import gzip
 import os
 import sys
@@ -25,7 +24,9 @@ if __package__ in (None, ''):
 
 import numpy as np
 
-from tools.recordio_pack import ENCODINGS, ToolError, pack_arrays, run_main, write_synset
+from mxresnet import flags
+from mxresnet.errors import UsageError, run_tool
+from mxresnet.recordio import add_encoding_args, check_output, pack_arrays, write_synset
 
 CLASS_NAMES = {
     'mnist': [str(i) for i in range(10)],
@@ -44,20 +45,20 @@ def read_idx(path):
         if raw[:2] == b'\x1f\x8b':
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise ToolError('cannot read %s: %s' % (path, err))
+        raise UsageError('cannot read %s: %s' % (path, err))
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ToolError('%s is not an idx file (bad magic number)' % path)
+        raise UsageError('%s is not an idx file (bad magic number)' % path)
     if raw[2] != 0x08:
-        raise ToolError('%s holds data type 0x%02x, only unsigned bytes (0x08) are supported'
+        raise UsageError('%s holds data type 0x%02x, only unsigned bytes (0x08) are supported'
                         % (path, raw[2]))
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise ToolError('%s has a truncated header' % path)
+        raise UsageError('%s has a truncated header' % path)
     dims = tuple(int(x) for x in np.frombuffer(raw, dtype='>u4', count=ndim, offset=4))
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(raw) != expected:
-        raise ToolError('%s: header says %s bytes of data (shape %s) but the file holds %d'
+        raise UsageError('%s: header says %s bytes of data (shape %s) but the file holds %d'
                         % (path, expected - header, 'x'.join(map(str, dims)),
                            len(raw) - header))
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
@@ -72,7 +73,7 @@ def find_split(source, split):
         candidates = [os.path.join(source, n + gz) for n in names for gz in ('.gz', '')]
         path = next((p for p in candidates if os.path.isfile(p)), None)
         if path is None:
-            raise ToolError('no %s file in %s (looked for %s)'
+            raise UsageError('no %s file in %s (looked for %s)'
                             % (kind, source, ', '.join(os.path.basename(p) for p in candidates)))
         found.append(path)
     return tuple(found)
@@ -83,16 +84,16 @@ def load_split(source, split, num_classes):
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3:
-        raise ToolError('%s holds a %d-d array, expected N x rows x cols images'
+        raise UsageError('%s holds a %d-d array, expected N x rows x cols images'
                         % (images_path, images.ndim))
     if labels.ndim != 1:
-        raise ToolError('%s holds a %d-d array, expected a 1-d label vector'
+        raise UsageError('%s holds a %d-d array, expected a 1-d label vector'
                         % (labels_path, labels.ndim))
     if len(images) != len(labels):
-        raise ToolError('%s has %d images but %s has %d labels'
+        raise UsageError('%s has %d images but %s has %d labels'
                         % (images_path, len(images), labels_path, len(labels)))
     if len(labels) and labels.max() >= num_classes:
-        raise ToolError('%s has label %d, more than the %d class names'
+        raise UsageError('%s has label %d, more than the %d class names'
                         % (labels_path, labels.max(), num_classes))
     return images, labels, images_path
 
@@ -104,7 +105,7 @@ def balanced_subset(labels, per_class, seed, num_classes, what):
     for c in range(num_classes):
         pool = np.flatnonzero(labels == c)
         if len(pool) < per_class:
-            raise ToolError('%s has only %d images of class %d, %d asked'
+            raise UsageError('%s has only %d images of class %d, %d asked'
                             % (what, len(pool), c, per_class))
         picked.append(np.sort(rng.choice(pool, per_class, replace=False)))
     order = np.concatenate(picked)
@@ -112,21 +113,9 @@ def balanced_subset(labels, per_class, seed, num_classes, what):
     return order
 
 
-def parse_subset(text):
-    try:
-        parts = [int(x) for x in text.split(',')]
-    except ValueError:
-        parts = []
-    if len(parts) != 2 or min(parts) < 1:
-        raise ToolError('--subset-per-class wants TRAIN,TEST (two positive numbers), got %r'
-                        % text)
-    return parts
-
-
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Convert MNIST-format idx files (MNIST, Fashion-MNIST) to RecordIO.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = flags.parser('Convert MNIST-format idx files (MNIST, Fashion-MNIST) to RecordIO.',
+                          prog='mnist2rec')
     parser.add_argument('source', help='folder with the train-*/t10k-* idx files (.gz or not)')
     parser.add_argument('prefix', help='output prefix: writes PREFIX-train.rec/.idx and '
                                        'PREFIX-<test-name>.rec/.idx')
@@ -140,24 +129,21 @@ def build_parser():
                         help='keep a class-balanced random subset: TRAIN images per class from '
                              'the train files, TEST per class from the t10k files')
     parser.add_argument('--seed', type=int, default=0, help='seed of the subset selection')
-    parser.add_argument('--encoding', choices=list(ENCODINGS), default='.png',
-                        help='image encoding (.png is lossless)')
-    parser.add_argument('--quality', type=int, default=9,
-                        help='PNG compression 0-9, or JPEG quality 1-100')
-    parser.add_argument('--num-thread', type=int, default=1, help='encoding threads')
+    add_encoding_args(parser)
     return parser
 
 
-def main(argv=None):
+def run(argv=None):
     args = build_parser().parse_args(argv)
     if not os.path.isdir(args.source):
-        raise ToolError('source %s is not a folder' % args.source)
-    out_dir = os.path.dirname(os.path.abspath(args.prefix))
-    if not os.path.isdir(out_dir):
-        raise ToolError('output folder %s does not exist' % out_dir)
-    if args.num_thread < 1:
-        raise ToolError('--num-thread must be at least 1, got %d' % args.num_thread)
-    subset = parse_subset(args.subset_per_class) if args.subset_per_class else None
+        raise UsageError('source %s is not a folder' % args.source)
+    check_output(args)
+    subset = None
+    if args.subset_per_class:
+        subset = flags.int_list(args.subset_per_class, '--subset-per-class')
+        if len(subset) != 2:
+            raise UsageError('--subset-per-class %r: expected TRAIN,TEST, two numbers'
+                             % args.subset_per_class)
     names = CLASS_NAMES[args.classes]
     # Read and check both splits before writing anything.
     splits = [(split, load_split(args.source, split, len(names))) for split in ('train', 'test')]
@@ -175,10 +161,9 @@ def main(argv=None):
     return 0
 
 
-def cli(argv=None):
-    """Console-script entry point."""
-    return run_main(main, argv, prog='mnist2rec')
+def main(argv=None):
+    return run_tool(lambda: run(argv), prog='mnist2rec')
 
 
 if __name__ == '__main__':
-    sys.exit(cli())
+    sys.exit(main())

@@ -1,33 +1,19 @@
-"""Shared pieces of the dataset tools: RecordIO writing, encoding, ordered parallel map,
-progress display and the command-line error convention.
+"""RecordIO: checking a .rec before training reads it, and writing .rec/.idx pairs (the
+dataset tools' encoding, ordered parallel map and progress display).
 
-Every tool raises :class:`ToolError` for bad input; :func:`run_main` turns it into one line
-on stderr (``<tool>: error: <message>``) and exit status 2, without a traceback.
+A `.rec` is MXNet's RecordIO file of `MXImageRecord`s (header, label, encoded image); its
+`.idx` lists `key<TAB>byte offset` per record.
 """
 import concurrent.futures
 import os
+import struct
 import sys
 import time
 from collections import deque
 
 import numpy as np
 
-
-class ToolError(Exception):
-    """Bad input or environment: reported as one line on stderr, exit status 2."""
-
-
-def run_main(main, argv=None, prog=None):
-    """Call ``main(argv)``; a :class:`ToolError` becomes a one-line message and exit status 2."""
-    prog = prog or os.path.basename(sys.argv[0]) or 'tool'
-    try:
-        return main(argv)
-    except ToolError as err:
-        sys.stderr.write('%s: error: %s\n' % (prog, err))
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write('%s: interrupted\n' % prog)
-        return 130
+from .errors import UsageError
 
 
 def warn(message):
@@ -35,9 +21,99 @@ def warn(message):
     sys.stderr.flush()
 
 
+# ----------------------------------------------------------------------------- checking
+
+RECORD_MAGIC = 0xced7230a
+_HEADER = struct.Struct('<II')
+
+
+def _read_header(f, offset, path, size):
+    if offset + _HEADER.size > size:
+        raise UsageError('%s is truncated: a record starts at byte %d but the file ends at %d'
+                         % (path, offset, size))
+    f.seek(offset)
+    magic, lrec = _HEADER.unpack(f.read(_HEADER.size))
+    if magic != RECORD_MAGIC:
+        raise UsageError('%s is not a RecordIO file: no record magic at byte %d' % (path, offset))
+    length = lrec & ((1 << 29) - 1)
+    end = offset + _HEADER.size + length
+    if end > size:
+        raise UsageError('%s is truncated: the record at byte %d needs %d bytes but the file '
+                         'ends at %d' % (path, offset, end, size))
+    return lrec >> 29, end + (-length % 4)
+
+
+def _read_index(idx_path):
+    offsets = []
+    with open(idx_path) as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                offsets.append(int(parts[1]))
+            except (IndexError, ValueError):
+                raise UsageError('%s line %d is not "key<TAB>offset": %r'
+                                 % (idx_path, line_no, line.strip()))
+    return offsets
+
+
+def count_records(path, idx_path=None, flag='--data-train'):
+    """Number of records in a .rec file, checked for truncation; UsageError if unusable.
+
+    With an .idx, the last indexed record is checked to lie whole inside the file;
+    without one, the record headers are walked (a seek per record, no decoding).
+    """
+    if not os.path.isfile(path):
+        raise UsageError('%s %s: no such file' % (flag, path))
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UsageError('%s %s: the file is empty' % (flag, path))
+    with open(path, 'rb') as f:
+        if idx_path and os.path.isfile(idx_path):
+            offsets = _read_index(idx_path)
+            if not offsets:
+                raise UsageError('%s: the index is empty' % idx_path)
+            _read_header(f, max(offsets), path, size)
+            return len(offsets)
+        count, offset = 0, 0
+        while offset < size:
+            cflag, offset = _read_header(f, offset, path, size)
+            count += cflag in (0, 1)
+        return count
+
+
+def default_idx(rec_path, idx_path):
+    """The given .idx, or the one beside the .rec if it exists, else ''."""
+    if idx_path:
+        if not os.path.isfile(idx_path):
+            raise UsageError('index %s: no such file' % idx_path)
+        return idx_path
+    candidate = os.path.splitext(rec_path)[0] + '.idx'
+    return candidate if os.path.isfile(candidate) else ''
+
+
 # ----------------------------------------------------------------------------- encoding
 
 ENCODINGS = ('.jpg', '.png')
+
+
+def add_encoding_args(parser):
+    """The flags of the converters that write images: --encoding, --quality, --num-thread."""
+    parser.add_argument('--encoding', choices=list(ENCODINGS), default='.png',
+                        help='image encoding (.png is lossless)')
+    parser.add_argument('--quality', type=int, default=9,
+                        help='PNG compression 0-9, or JPEG quality 1-100')
+    parser.add_argument('--num-thread', type=int, default=1, help='encoding threads')
+
+
+def check_output(args):
+    """UsageError unless --num-thread is positive and the folder of PREFIX exists."""
+    out_dir = os.path.dirname(os.path.abspath(args.prefix))
+    if not os.path.isdir(out_dir):
+        raise UsageError('output folder %s does not exist' % out_dir)
+    if args.num_thread < 1:
+        raise UsageError('--num-thread must be at least 1, got %d' % args.num_thread)
 
 
 def encode_params(encoding, quality):
@@ -51,7 +127,7 @@ def encode_params(encoding, quality):
         return [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     if encoding == '.png':
         return [cv2.IMWRITE_PNG_COMPRESSION, max(0, min(int(quality), 9))]
-    raise ToolError('unknown encoding %r (use .jpg or .png)' % (encoding,))
+    raise UsageError('unknown encoding %r (use .jpg or .png)' % (encoding,))
 
 
 def encode_image(img, encoding='.png', quality=9):
@@ -93,7 +169,7 @@ class RecordWriter(object):
         self.idx_path = base + '.idx'
         directory = os.path.dirname(os.path.abspath(self.rec_path))
         if not os.path.isdir(directory):
-            raise ToolError('output folder %s does not exist' % directory)
+            raise UsageError('output folder %s does not exist' % directory)
         self._tmp_rec = self.rec_path + '.part'
         self._tmp_idx = self.idx_path + '.part'
         self._record = mx.recordio.MXIndexedRecordIO(self._tmp_idx, self._tmp_rec, 'w')
@@ -103,7 +179,7 @@ class RecordWriter(object):
     def write(self, key, packed):
         key = int(key)
         if key in self._keys:
-            raise ToolError('duplicate record index %d in %s' % (key, self.rec_path))
+            raise UsageError('duplicate record index %d in %s' % (key, self.rec_path))
         self._keys.add(key)
         self._record.write_idx(key, packed)
         self.count += 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What `--memonger 1` saves: memory and step time with and without MXNet's mirroring.
 
-    python tools/benchmark_memonger.py --num-layers 110 --image-shape 3,28,28 --batch-size 128
+    python benchmarks/memonger.py --num-layers 110 --image-shape 3,28,28 --batch-size 128
 
 Each setting runs in its own process, as train_resnet.py does it: the graph's
 `mirror_stage` attributes plus `MXNET_BACKWARD_DO_MIRROR=1`. Reported: the executor's

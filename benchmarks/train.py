@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training images/s of our Module path beside gluoncv and PyTorch, on synthetic data.
 
-    python tools/benchmark_train.py --depths 20 56 --batch-size 128 --repeats 3
+    python benchmarks/train.py --depths 20 56 --batch-size 128 --repeats 3
 
 Every measurement runs in its own process (no shared thread pools), the order of the
 frameworks alternates between repeats, and the table shows the median of the repeats.
@@ -9,7 +9,7 @@ Contenders, all CIFAR-style pre-activation ResNets (16/32/64 filters, 3 stages) 
 - mxnet-module: our path, train_resnet's Trainer (Module, forward_backward/update/metric)
   over the reference `symbols/resnet.py` graph (built for 28 px, fed 32x32 images), its
   residual sums computed by add_n and its global average pooling by mean (the defaults
-  `--residual-sum add_n --global-pool mean`; common.fit.training_graph);
+  `--residual-sum add_n --global-pool mean`; mxresnet.graph.training_graph);
 - mxnet-module-as-built: the same with `--residual-sum elemwise_add --global-pool pooling`,
   the graph as built;
 - gluoncv: gluoncv's model zoo `cifar_resnet<depth>_v2`, hybridized, Gluon Trainer;
@@ -27,7 +27,7 @@ import time
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import use_all_cores  # noqa: E402  pylint: disable=wrong-import-position
+from mxresnet.runtime import use_all_cores  # noqa: E402  pylint: disable=wrong-import-position
 
 CONTENDERS = ('mxnet-module', 'mxnet-module-as-built', 'gluoncv', 'torch-eager',
               'torch-channels-last', 'torch-compile')
@@ -48,19 +48,20 @@ def time_steps(step, warmup, iters, sync):
 
 
 def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
-    import train_resnet  # sets MXNet's thread count before MXNet loads
     import mxnet as mx
-    from common.fit import Trainer
+    import train_resnet
+    from mxresnet import fit
     argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
             '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
             '--batch-size', str(batch_size), '--num-epochs', '1', '--model-prefix', '',
             '--log-file', '', '--disp-batches', str(10 ** 9)]
     if as_built:
         argv += ['--residual-sum', 'elemwise_add', '--global-pool', 'pooling']
-    args, image_shape = train_resnet.prepare(argv)
-    symbol = train_resnet.build_symbol(args, image_shape)
+    args = train_resnet.build_parser().parse_args(argv)
+    image_shape = fit.configure(args)
+    symbol = fit.build_symbol(args, image_shape)
     args.num_examples = batch_size * (warmup + iters)
-    trainer = Trainer(args, symbol, IMAGE, pick_engine=True)  # as train_resnet.py's CLI does
+    trainer = fit.Trainer(args, symbol, IMAGE, pick_engine=True)  # as train_resnet.py's CLI does
     module = trainer.build_module((batch_size,) + IMAGE, None, None, 0)
     metric = mx.metric.create(['acc', 'ce'])
     batch = next(iter(trainer.train_iter(0)))

@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Does the MXNet build on this machine work on its GPU? One line OK/FAIL per step.
 
-    python tools/gpu_check.py                 # import only
-    python tools/gpu_check.py conv bn         # import, then the named steps
-    python tools/gpu_check.py all             # every step, in one process
+    python benchmarks/gpu_check.py                 # import only
+    python benchmarks/gpu_check.py conv bn         # import, then the named steps
+    python benchmarks/gpu_check.py all             # every step, in one process
 
 Steps: import, alloc (zeros on gpu(0)), elementwise, conv (Convolution, cuDNN, against
 the CPU), bn (BatchNorm, cuDNN, against the CPU), train32 / train16 (two ResNet-50 steps
 at batch 32 through train_resnet.py's --benchmark path). An MXNet CUDA error can leave
 the process unusable, so run one step per process to see each step's own result:
-    for s in alloc elementwise conv bn train32 train16; do python tools/gpu_check.py $s; done
+    for s in alloc elementwise conv bn train32 train16; do python benchmarks/gpu_check.py $s; done
 """
 import os
 import sys
@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 
 import numpy  # noqa: E402
 
-from tools.benchmark_gpu import hide_broken_scipy, restore_numpy_aliases  # noqa: E402
+from mxresnet.runtime import hide_broken_scipy, restore_numpy_aliases  # noqa: E402
 
 mx = None
 
@@ -91,7 +91,7 @@ def check_train(dtype):
                 '--disp-batches', '1', '--model-prefix', '/tmp/gpu_check/%s/m' % dtype]
         if dtype == 'float16':
             argv += ['--loss-scale', '128']
-        return 'run record %s' % train_resnet.run(argv).run_record
+        return 'run record %s' % train_resnet.run(argv)
     return run
 
 

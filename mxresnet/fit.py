@@ -1,11 +1,10 @@
-"""Training arguments and the training loop: `mx.mod.Module` over RecordIO iterators.
+"""The training loop: `mx.mod.Module` over RecordIO iterators, checkpoints and the log.
 
-Flags keep the names and meaning of MXNet's example `fit.py`. The loop is Module's
-own `fit` unrolled, so that it can checkpoint atomically (optimizer state included),
-resume mid-schedule exactly, stop on non-finite values and save on Ctrl-C.
+The loop is Module's own `fit` unrolled, so that it can checkpoint atomically (optimizer
+state included), resume mid-schedule exactly, stop on non-finite values and save on Ctrl-C.
+`train(args)` runs it for the parsed flags of `mxresnet.flags`.
 """
 import hashlib
-import json
 import logging
 import math
 import os
@@ -16,137 +15,85 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from . import UsageError, checkpoint, use_naive_engine
-from .data import (SyntheticDataIter, count_records, default_idx, normalisation, random_erasing,
-                   record_iter)
+import symbols
 
-KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
-LR_SCHEDULES = ('step', 'cosine', 'poly')
-INITIALIZERS = ('default', 'xavier', 'msra', 'uniform', 'normal')
-RESIDUAL_SUMS = ('add_n', 'elemwise_add')
-GLOBAL_POOLS = ('mean', 'pooling')
+from . import checkpoint, flags, graph, runtime
+from .data import SyntheticDataIter, random_erasing, record_iter
+from .errors import NonFinite, UsageError
+from .log import JsonLog
+from .recordio import count_records, default_idx
 
 
-def training_graph(symbol, residual_sum='add_n', global_pool='mean'):
-    """The graph the executor trains: `symbol` with up to two rewrites, each computing the
-    same function under the same node names, parameters and user attributes; only the
-    operators' CPU kernels differ (README, "Training speed on the CPU"):
+def configure(args):
+    """Check the parsed flags and fill the defaults that depend on others (presets, the
+    checkpoint prefix, the log, the synset); returns the input shape (C, H, W).
 
-    - residual_sum='add_n': each `elemwise_add` (the residual sums) is computed by `add_n`,
-      which hands its output gradient to both inputs as is, where elemwise_add's backward
-      copies it into two new arrays, a reorder each with MKLDNN layouts.
-    - global_pool='mean': each global average `Pooling` is computed by `mean` over the
-      spatial axes (kept as 1x1). MXNet 1.9.1's CPU backward of that pooling is slow, and the
-      gradient it returns sends the BatchNorm below onto a slow path too (the pre-activation
-      ResNet-20 at 32x32, batch 128: 36 ms and 67 ms of a 360 ms step, against under 1 ms
-      each with `mean`; the post-activation resnet-v1 does not hit it).
-
-    'elemwise_add' and 'pooling' keep the graph as built. Checkpoints keep `symbol`, so saved
-    graphs stay the reference ones.
-    """
-    graph = json.loads(symbol.tojson())
-    changed = False
-    for node in graph['nodes']:
-        attrs = node.get('attrs', {})
-        if residual_sum == 'add_n' and node['op'] == 'elemwise_add':
-            node['op'] = 'add_n'
-            node['attrs'] = dict(attrs, num_args='2')
-            changed = True
-        elif global_pool == 'mean' and node['op'] == 'Pooling' \
-                and attrs.get('global_pool') == 'True' and attrs.get('pool_type') == 'avg':
-            node['op'] = 'mean'
-            user = {k: v for k, v in attrs.items() if k.startswith('__')}
-            node['attrs'] = dict(user, axis='(2, 3)', keepdims='True')
-            changed = True
-    return mx.sym.load_json(json.dumps(graph)) if changed else symbol
-
-
-def add_fit_args(parser):
-    train = parser.add_argument_group('Training', 'model and optimisation')
-    train.add_argument('--network', type=str, help='network name (see symbols.list_networks())')
-    train.add_argument('--num-layers', type=int, help='depth of the network')
-    train.add_argument('--gpus', type=str, default='',
-                       help='GPUs to use, e.g. "0,1"; empty means the CPU')
-    train.add_argument('--kv-store', type=str, default='device',
-                       help='key-value store: %s' % ', '.join(KVSTORES))
-    train.add_argument('--num-epochs', type=int, help='epochs to train')
-    train.add_argument('--lr', type=float, help='initial learning rate (for --batch-size; '
-                       'scale it linearly with the batch size)')
-    train.add_argument('--lr-factor', type=float, help='step schedule: factor per step')
-    train.add_argument('--lr-step-epochs', type=str, help='step schedule: epochs to step at')
-    train.add_argument('--lr-schedule', choices=LR_SCHEDULES, help='learning-rate schedule')
-    train.add_argument('--warmup-epochs', type=int, help='linear warm-up epochs')
-    train.add_argument('--optimizer', type=str, default='sgd', help='optimizer type')
-    train.add_argument('--mom', type=float, help='momentum for sgd')
-    train.add_argument('--wd', type=float, help='weight decay')
-    train.add_argument('--initializer', default='default', choices=INITIALIZERS,
-                       help='weight initializer (default: MSRA-style Xavier, magnitude 2)')
-    train.add_argument('--batch-size', type=int,
-                       help='total batch size over all devices (and workers)')
-    train.add_argument('--disp-batches', type=int, default=20, help='progress every N batches')
-    train.add_argument('--model-prefix', type=str,
-                       help='checkpoint prefix (default: runs/<network>-<layers>/model)')
-    train.add_argument('--save-period', type=int, default=1, help='checkpoint every N epochs')
-    train.add_argument('--load-epoch', type=int, help='resume from checkpoint N')
-    train.add_argument('--top-k', type=int, default=0, help='also report top-k accuracy')
-    train.add_argument('--dtype', choices=('float32', 'float16'), default='float32',
-                       help='float16: float16 graph, multi-precision optimizer')
-    train.add_argument('--loss-scale', type=float, default=1.0,
-                       help='static loss scale (useful with float16)')
-    train.add_argument('--label-smoothing', type=float, default=0.0,
-                       help='label smoothing alpha')
-    train.add_argument('--residual-sum', choices=RESIDUAL_SUMS, default='add_n',
-                       help='operator the executor computes the graph\'s two-input sums with '
-                            '(see training_graph); saved graphs keep elemwise_add')
-    train.add_argument('--global-pool', choices=GLOBAL_POOLS, default='mean',
-                       help='operator the executor computes the global average pooling with '
-                            '(see training_graph); saved graphs keep Pooling')
-    train.add_argument('--monitor', type=int, default=0,
-                       help='log the statistics of every array every N batches')
-    train.add_argument('--test-io', type=int, default=0, help='1: only read the data')
-    train.add_argument('--seed', type=int, default=0, help='seed of init, shuffle and aug')
-    train.add_argument('--log-file', type=str,
-                       help='JSON-lines log (default: <model-prefix>-log.jsonl; none '
-                            'with an empty prefix)')
-    return train
+    The class names come from --synset, else from the synset file beside --data-train; they
+    set the number of classes unless --num-classes does, which they must then match."""
+    explicit_classes = args.num_classes is not None
+    flags.apply_presets(args)
+    if args.network not in symbols.list_networks():
+        raise UsageError('--network %r: choose one of %s'
+                         % (args.network, ', '.join(symbols.list_networks())))
+    image_shape = flags.image_shape(args.image_shape)
+    if args.model_name:
+        try:
+            symbols.check_model_input(args.model_name, image_shape, **flags.network_options(args))
+        except ValueError as err:
+            raise UsageError('--model %s' % str(err)[len('model '):])
+    if args.model_prefix is None:
+        run_name = args.model_name or '%s-%d' % (args.network, args.num_layers)
+        args.model_prefix = os.path.join('runs', run_name, 'model')
+    if args.log_file is None:  # no prefix (no checkpoints): no log either
+        args.log_file = args.model_prefix + '-log.jsonl' if args.model_prefix else ''
+    if args.save_period < 1:
+        raise UsageError('--save-period %d: expected a number of epochs, at least 1'
+                         % args.save_period)
+    args.synset_names = None
+    synset = args.synset or (None if args.benchmark else flags.find_synset(args.data_train))
+    if synset:
+        args.synset_names = flags.read_synset(synset)
+        if not explicit_classes:
+            args.num_classes = len(args.synset_names)
+        elif len(args.synset_names) != args.num_classes:
+            raise UsageError('%s names %d classes but --num-classes is %d (pass --synset '
+                             'FILE with one name per class)'
+                             % (synset, len(args.synset_names), args.num_classes))
+    return image_shape
 
 
-def parse_gpus(text):
-    """'0,1' -> [0, 1]; '' -> []; UsageError for anything else or absent GPUs."""
-    text = (text or '').strip()
-    if not text:
-        return []
+def build_symbol(args, image_shape):
+    """The network of the flags, with the loss scale and label smoothing in its head."""
     try:
-        gpus = [int(g) for g in text.split(',')]
-    except ValueError:
-        raise UsageError('--gpus %r: expected GPU numbers such as "0" or "0,1"' % text)
-    available = mx.context.num_gpus()
-    missing = [g for g in gpus if g < 0 or g >= available]
-    if missing:
-        raise UsageError('--gpus %s: %s (leave --gpus empty to train on the CPU)' % (
-            text, 'this machine has no GPU' if available == 0 else
-            'this machine has GPUs 0..%d' % (available - 1)))
-    return gpus
+        sym = symbols.get_symbol(args.network, num_classes=args.num_classes,
+                                 num_layers=args.num_layers,
+                                 image_shape=','.join(map(str, image_shape)),
+                                 **flags.network_options(args))
+    except ValueError as err:
+        raise UsageError(str(err))
+    return graph.with_loss_head(sym, args.loss_scale, args.label_smoothing)
 
 
-def contexts(gpus):
-    return [mx.gpu(g) for g in gpus] if gpus else [mx.cpu()]
+def train(args, pick_engine=False):
+    """Train as the parsed flags say; returns the last epoch's record (with --test-io, the
+    reading speed). `pick_engine`: see Trainer."""
+    image_shape = configure(args)
+    trainer = Trainer(args, build_symbol(args, image_shape), image_shape, pick_engine)
+    if args.test_io:
+        return test_io(trainer)
+    return trainer.run()
 
 
 def create_kvstore(name):
     """The KVStore for --kv-store: None for single-process stores (Module makes its own)."""
-    if name not in KVSTORES:
-        raise UsageError('--kv-store %r: choose one of %s' % (name, ', '.join(KVSTORES)))
+    if name not in flags.KVSTORES:
+        raise UsageError('--kv-store %r: choose one of %s' % (name, ', '.join(flags.KVSTORES)))
     if not name.startswith('dist'):
         return None
     if 'DMLC_ROLE' not in os.environ:
         raise UsageError('--kv-store %s needs a scheduler and servers: start it with '
                          'python tools/launch.py -n WORKERS -s SERVERS python train_resnet.py ...'
                          % name)
-    if '_sync' in name:
-        # Workers apply the summed gradients themselves, so rank 0 holds the optimizer
-        # state and can checkpoint it; every worker ends an update with equal parameters.
-        os.environ['MXNET_UPDATE_ON_KVSTORE'] = '0'
     return mx.kv.create(name)
 
 
@@ -161,11 +108,8 @@ def lr_scheduler(args, epoch_size):
     if args.lr_schedule == 'poly':
         return mx.lr_scheduler.PolyScheduler(max_update=max(total, 1), base_lr=args.lr, pwr=2,
                                              **warmup)
-    try:
-        epochs = [int(e) for e in args.lr_step_epochs.split(',') if e.strip()]
-    except ValueError:
-        raise UsageError('--lr-step-epochs %r: expected epochs such as "30,60"'
-                         % args.lr_step_epochs)
+    epochs = flags.int_list(args.lr_step_epochs, '--lr-step-epochs', minimum=0) \
+        if args.lr_step_epochs.strip() else []
     steps = [epoch_size * e for e in epochs if 0 < e < args.num_epochs]
     if not steps:
         return None if args.warmup_epochs == 0 else mx.lr_scheduler.PolyScheduler(
@@ -206,26 +150,8 @@ def format_seconds(seconds):
     return '%d:%02d:%02d' % (seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
-class NonFinite(Exception):
-    """A NaN or infinity in the loss or the parameters."""
-
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, acted on at the next batch boundary, after a checkpoint of that state."""
-
-
-class JsonLog(object):
-    """One JSON object per line, appended and flushed as training goes."""
-
-    def __init__(self, path):
-        self.path = path
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-
-    def write(self, **record):
-        if self.path:
-            with open(self.path, 'a') as f:
-                f.write(json.dumps(record, sort_keys=True) + '\n')
 
 
 def params_finite(module):
@@ -263,13 +189,13 @@ class Trainer(object):
     """Builds the Module and the iterators, then runs epochs with checkpoints and logs."""
 
     def __init__(self, args, symbol, image_shape, pick_engine=False):
-        """pick_engine: choose MXNet's engine for this process once the arguments are
-        checked, before any NDArray (`use_naive_engine`); for a process of its own, such as
-        the command line's."""
+        """`args`: flags filled by `configure`. pick_engine: choose MXNet's engine for this
+        process once the arguments are checked, before any NDArray
+        (`runtime.use_naive_engine`); for a process of its own, such as the command line's."""
         self.args = args
         self.symbol = symbol
         self.image_shape = image_shape
-        self.contexts = contexts(parse_gpus(args.gpus))
+        self.contexts = runtime.contexts(flags.gpu_list(args.gpus))
         if args.dtype == 'float16' and not args.gpus and not args.test_io:
             raise UsageError('--dtype float16 trains on GPUs only: MXNet 1.9.1 has no float16 '
                              'GEMM on the CPU (use --gpus, or --dtype float32)')
@@ -302,23 +228,37 @@ class Trainer(object):
         # so synchronous jobs cannot wait forever on a worker that ran out of data.
         self.epoch_size = max(args.num_examples // args.batch_size, 1)
         if pick_engine:
-            use_naive_engine(args.gpus, args.kv_store)
+            runtime.use_naive_engine(args.gpus, args.kv_store)
+
+    def metadata(self):
+        """What the checkpoints record about the model (PREFIX-model.json)."""
+        args = self.args
+        mean, std = flags.normalisation(args, self.image_shape[0])
+        return checkpoint.metadata(
+            args.network, args.num_layers, flags.network_options(args), self.image_shape,
+            mean, std, args.num_classes, preset=args.preset, model=args.model_name,
+            synset=args.synset_names)
 
     # -- data ---------------------------------------------------------------
     def train_iter(self, epoch):
         args = self.args
+        per_worker = args.batch_size // self.num_workers
         if args.benchmark:
-            shape = (args.batch_size // self.num_workers,) + self.image_shape
-            return SyntheticDataIter(args.num_classes, shape, self.epoch_size)
-        return record_iter(args, self.image_shape, args.data_train, self.data_idx, True,
-                           self.num_workers, self.rank, epoch)
+            return SyntheticDataIter(args.num_classes, (per_worker,) + self.image_shape,
+                                     self.epoch_size)
+        mean, std = flags.normalisation(args, self.image_shape[0])
+        return record_iter(args.data_train, self.data_idx, self.image_shape, mean, std,
+                           per_worker, args.data_nthreads, args, self.num_workers, self.rank,
+                           epoch)
 
     def val_iter(self):
         """A fresh validation iterator: after a reset, ImageRecordIter's round-robin
         padding would shift the data, so each evaluation starts from a new one."""
         args = self.args
-        return record_iter(args, self.image_shape, args.data_val, self.val_idx, False,
-                           self.num_workers, self.rank)
+        mean, std = flags.normalisation(args, self.image_shape[0])
+        return record_iter(args.data_val, self.val_idx, self.image_shape, mean, std,
+                           args.batch_size // self.num_workers, args.data_nthreads,
+                           num_parts=self.num_workers, part_index=self.rank)
 
     def batches(self, epoch, skip=0):
         """Exactly epoch_size batches of `epoch`, wrapping round a short shard; with
@@ -327,7 +267,7 @@ class Trainer(object):
         data = self.train_iter(epoch)
         erasing = args.random_erasing and not args.benchmark
         if erasing:
-            mean, std = normalisation(args, self.image_shape[0])
+            mean, std = flags.normalisation(args, self.image_shape[0])
         done = 0
         while done < self.epoch_size:
             for batch in data:
@@ -346,10 +286,17 @@ class Trainer(object):
     # -- model --------------------------------------------------------------
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args
-        module = mx.mod.Module(training_graph(self.symbol, args.residual_sum, args.global_pool),
-                               context=self.contexts)
-        module.bind(data_shapes=[('data', data_shape)],
-                    label_shapes=[('softmax_label', (data_shape[0],))])
+        module = mx.mod.Module(graph.training_graph(self.symbol, args.residual_sum,
+                                                    args.global_pool), context=self.contexts)
+        # MXNet reads these when binding and when creating the optimizer's kvstore.
+        mirror = {'MXNET_BACKWARD_DO_MIRROR': '1'} if args.memonger else {}
+        # Synchronous workers apply the summed gradients themselves, so rank 0 holds the
+        # optimizer state and can checkpoint it; every worker ends an update with equal
+        # parameters.
+        update_locally = {'MXNET_UPDATE_ON_KVSTORE': '0'} if self.sync_workers else {}
+        with runtime.environment(**mirror):
+            module.bind(data_shapes=[('data', data_shape)],
+                        label_shapes=[('softmax_label', (data_shape[0],))])
         if args.monitor > 0:
             module.install_monitor(mx.mon.Monitor(args.monitor, pattern='.*'))
         mx.random.seed(args.seed)
@@ -370,7 +317,7 @@ class Trainer(object):
             optimizer = mx.optimizer.create(args.optimizer, **optimizer_params)
         except (ValueError, KeyError, TypeError) as err:
             raise UsageError('--optimizer %s: %s' % (args.optimizer, err))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), runtime.environment(**update_locally):
             # rescale_grad above is deliberate (loss scale, workers), not Module's default
             warnings.filterwarnings('ignore', message='Optimizer created manually')
             module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
@@ -395,14 +342,38 @@ class Trainer(object):
             checkpoint.save(self.args.model_prefix, epoch, self.symbol, module,
                             {'epoch': epoch, 'batch': batch,
                              'num_update': epoch * self.epoch_size + batch},
-                            save_states=self.can_save_states(module))
+                            self.metadata(), save_states=self.can_save_states(module))
         finally:
             signal.signal(signal.SIGINT, previous)
         logging.info('Saved checkpoint %s-%04d%s', self.args.model_prefix, epoch,
                      ' (mid-epoch, after batch %d)' % batch if batch else '')
 
+    def start_log(self, begin_epoch, begin_batch):
+        """Mark the start of this run in the log, saying so when a fresh run goes into a
+        folder that has an earlier run's log or checkpoints."""
+        args = self.args
+        resumed = args.load_epoch is not None
+        number, earlier = self.log.start_run(begin_epoch, resumed, begin_batch=begin_batch,
+                                             network=args.network, num_layers=args.num_layers,
+                                             model_prefix=args.model_prefix)
+        if self.rank != 0 or resumed:
+            return
+        found = sorted(checkpoint.available(args.model_prefix)) if args.model_prefix else []
+        if earlier or found:
+            logging.warning('%s already holds %s: this fresh run is run %d of %s, and '
+                            'overwrites checkpoints of the same numbers (resume with '
+                            '--load-epoch N, or pick another --model-prefix)',
+                            os.path.dirname(os.path.abspath(args.model_prefix)),
+                            ' and '.join(filter(None, [
+                                'checkpoints %s' % ', '.join(map(str, found)) if found else '',
+                                '%d earlier run%s in its log' % (len(earlier),
+                                                                 's' * (len(earlier) > 1))
+                                if earlier else ''])),
+                            number, args.log_file or 'no log')
+
     # -- the loop -----------------------------------------------------------
     def run(self):
+        """Train to --num-epochs; returns the last epoch's record."""
         args = self.args
         begin_epoch, begin_batch = 0, 0
         arg_params = aux_params = states = None
@@ -415,6 +386,7 @@ class Trainer(object):
         if begin_epoch >= args.num_epochs:
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))
+        self.start_log(begin_epoch, begin_batch)
         per_worker = args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
                                    begin_epoch * self.epoch_size + begin_batch)
@@ -510,7 +482,7 @@ class Trainer(object):
 
 
 def test_io(trainer):
-    """--test-io 1: read one epoch of training data and report the speed."""
+    """--test-io 1: read one epoch of training data; returns a record of the speed."""
     start = time.time()
     seen = 0
     for nbatch, batch in trainer.batches(0):
@@ -521,4 +493,5 @@ def test_io(trainer):
     speed = seen / max(time.time() - start, 1e-9)
     logging.info('Read %d images in %d batches: %.1f images/sec', seen, trainer.epoch_size,
                  speed)
-    return speed
+    return {'event': 'test_io', 'images': seen, 'batches': trainer.epoch_size,
+            'images_per_sec': speed}

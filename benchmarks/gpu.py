@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """ResNet-50 training speed on one GPU: this project against PyTorch, in one run.
 
-    python tools/benchmark_gpu.py                      # from the repository root
-    python tools/benchmark_gpu.py --batch-sizes 128 --iters 30 --json results.json
+    python benchmarks/gpu.py                      # from the repository root
+    python benchmarks/gpu.py --batch-sizes 128 --iters 30 --json results.json
 
 Ours runs `train_resnet.py --benchmark 1` (synthetic data, Module, SGD with momentum;
 float16 with multi_precision and a loss scale) in a child process per configuration.
@@ -20,72 +20,20 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from mxresnet import flags  # noqa: E402  (loads no MXNet)
+from mxresnet.errors import run_tool  # noqa: E402
+from mxresnet.runtime import hide_broken_scipy, restore_numpy_aliases  # noqa: E402
+
 TARGET = 0.8
-# numpy 1.24 removed these aliases and mxnet 1.9.1 still uses some (np.bool at import).
-NUMPY_ALIASES = (('bool', bool), ('int', int), ('float', float), ('complex', complex),
-                 ('object', object), ('str', str))
-
-
-def restore_numpy_aliases(numpy_module):
-    """Put back the builtin aliases numpy>=1.24 dropped; returns the names it set."""
-    restored = []
-    for name, value in NUMPY_ALIASES:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            try:
-                getattr(numpy_module, name)
-                continue
-            except AttributeError:
-                pass
-        setattr(numpy_module, name, value)
-        restored.append(name)
-    return restored
-
-
-def hide_broken_scipy():
-    """mxnet imports scipy.sparse if it can, and skips it only on ImportError. A scipy built
-    for numpy 2 (the GPU machine's) fails under the numpy 1.x mxnet needs with other errors
-    (AttributeError: numpy has no attribute 'long'); make it look absent instead.
-    Returns True when it was hidden."""
-    if sys.modules.get('scipy', False) is None:
-        return True
-    try:
-        import scipy.sparse  # noqa: F401  pylint: disable=unused-import
-    except ImportError:
-        return False
-    except Exception:  # pylint: disable=broad-except
-        for name in [n for n in sys.modules if n == 'scipy' or n.startswith('scipy.')]:
-            del sys.modules[name]
-        sys.modules['scipy'] = None  # `import scipy...` now raises ImportError
-        return True
-    return False
-
-
-def int_list(text):
-    try:
-        values = [int(v) for v in text.split(',')]
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected numbers such as "128,256", got %r' % text)
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError('expected positive numbers, got %r' % text)
-    return values
-
-
-def dtype_list(text):
-    values = text.split(',')
-    for v in values:
-        if v not in ('float32', 'float16'):
-            raise argparse.ArgumentTypeError('dtype %r: choose float32 or float16' % v)
-    return values
-
-
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch-sizes', type=int_list, default=[128, 256])
-    parser.add_argument('--dtypes', type=dtype_list, default=['float32', 'float16'])
+    parser.add_argument('--batch-sizes', default='128,256', help='comma-separated')
+    parser.add_argument('--dtypes', default='float32,float16', help='comma-separated')
     parser.add_argument('--warmup', type=int, default=10, help='untimed iterations first')
     parser.add_argument('--iters', type=int, default=40, help='timed iterations')
     parser.add_argument('--loss-scale', type=float, default=128.0,
@@ -167,6 +115,16 @@ def run_child(cmd, env, timeout):
     return proc.returncode, proc.stdout
 
 
+def run_side(side, cmd, env, args, batch_size, dtype):
+    """Run one side's child: (its result so far, its output, whether it exited 0)."""
+    rc, out = run_child(cmd, env, args.timeout)
+    result = {'side': side, 'batch_size': batch_size, 'dtype': dtype, 'command': cmd}
+    if rc != 0:
+        result['error'] = last_error_line(out)
+        result['output_tail'] = out[-3000:]
+    return result, out, rc == 0
+
+
 def run_ours(args, batch_size, dtype):
     prefix = os.path.join(args.workdir, 'resnet50-%s-%d' % (dtype, batch_size), 'model')
     log = prefix + '-log.jsonl'
@@ -175,11 +133,8 @@ def run_ours(args, batch_size, dtype):
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     cmd = [sys.executable, os.path.abspath(__file__), '--child-ours'] + ours_train_args(
         batch_size, dtype, args.warmup, args.iters, args.gpu, args.loss_scale, prefix)
-    rc, out = run_child(cmd, dict(os.environ), args.timeout)
-    result = {'side': 'ours', 'batch_size': batch_size, 'dtype': dtype, 'command': cmd}
-    if rc != 0:
-        result['error'] = last_error_line(out)
-        result['output_tail'] = out[-3000:]
+    result, _, ok = run_side('ours', cmd, dict(os.environ), args, batch_size, dtype)
+    if not ok:
         return result
     try:
         result['images_per_sec'] = timed_speed(read_records(log), batch_size, args.warmup)
@@ -193,7 +148,6 @@ def child_ours(argv):
     import numpy
     restore_numpy_aliases(numpy)
     hide_broken_scipy()
-    sys.path.insert(0, ROOT)
     import train_resnet
     return train_resnet.main(argv)
 
@@ -210,11 +164,8 @@ def torch_env(environ):
 def run_torch(args, batch_size, dtype):
     cmd = [args.torch_python, os.path.abspath(__file__), '--child-torch',
            str(batch_size), dtype, str(args.warmup), str(args.iters), str(args.gpu)]
-    rc, out = run_child(cmd, torch_env(os.environ), args.timeout)
-    result = {'side': 'torch', 'batch_size': batch_size, 'dtype': dtype, 'command': cmd}
-    if rc != 0:
-        result['error'] = last_error_line(out)
-        result['output_tail'] = out[-3000:]
+    result, out, ok = run_side('torch', cmd, torch_env(os.environ), args, batch_size, dtype)
+    if not ok:
         return result
     for line in out.splitlines():
         if line.startswith('RESULT '):
@@ -336,8 +287,13 @@ def main(argv=None):
         bs, dtype, warmup, iters, gpu = argv[1:6]
         return child_torch(int(bs), dtype, int(warmup), int(iters), int(gpu))
     args = build_parser().parse_args(argv)
-    if args.warmup < 1 or args.iters < 1:
-        build_parser().error('--warmup and --iters must be at least 1')
+    return run_tool(lambda: run(args), prog='benchmarks/gpu.py')
+
+
+def run(args):
+    args.batch_sizes = flags.int_list(args.batch_sizes, '--batch-sizes')
+    args.dtypes = flags.dtype_list(args.dtypes)
+    flags.int_list('%d,%d' % (args.warmup, args.iters), '--warmup and --iters')
     gpu = gpu_description()
     print('GPU: %s' % gpu, flush=True)
     results = []

@@ -3,8 +3,8 @@
 over the parameter server (tools/launch.py --launcher local, 1 server) with 1 and 2
 workers, same network and same total batch.
 
-    python tools/benchmark_dist.py                      # ResNet-20, 1x28x28, synthetic data
-    python tools/benchmark_dist.py --batch-size 256 --batches 30 --epochs 3
+    python benchmarks/dist.py                      # ResNet-20, 1x28x28, synthetic data
+    python benchmarks/dist.py --batch-size 256 --batches 30 --epochs 3
 
 Each round runs the three configurations one after the other; the table gives the
 median round of each. Images/s is that of rank 0's last epoch (the first warms up), counting the images of

@@ -8,7 +8,7 @@ options, and prints a table of images/s. Every run is a fresh process timed end 
 runs is reported, with the rate also computed net of the interpreter + ``import cv2, mxnet``
 start-up time. Not a test: run it by hand, e.g.
 
-    python tools/benchmark_im2rec.py --num-images 3000 --resize 256
+    python benchmarks/im2rec.py --num-images 3000 --resize 256
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ import time
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools.recordio_pack import ToolError, run_main
+from mxresnet.errors import UsageError, run_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,7 +31,7 @@ def wheel_im2rec():
     import mxnet
     path = os.path.join(os.path.dirname(mxnet.__file__), 'tools', 'im2rec.py')
     if not os.path.isfile(path):
-        raise ToolError('the mxnet wheel has no tools/im2rec.py at %s' % path)
+        raise UsageError('the mxnet wheel has no tools/im2rec.py at %s' % path)
     return path
 
 
@@ -55,7 +55,7 @@ def timed(cmd, cwd):
                           universal_newlines=True)
     elapsed = time.time() - start
     if proc.returncode != 0:
-        raise ToolError('%s failed (%d): %s' % (' '.join(cmd), proc.returncode,
+        raise UsageError('%s failed (%d): %s' % (' '.join(cmd), proc.returncode,
                                                 proc.stderr.strip()[-500:]))
     return elapsed
 
@@ -76,7 +76,7 @@ def main(argv=None):
     try:
         width, height = (int(x) for x in args.size.lower().split('x'))
     except ValueError:
-        raise ToolError('--size must look like 500x375, got %r' % args.size)
+        raise UsageError('--size must look like 500x375, got %r' % args.size)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix='im2rec-bench-')
     os.makedirs(workdir, exist_ok=True)
@@ -135,4 +135,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_main(main, prog='benchmark_im2rec'))
+    sys.exit(run_tool(main, prog='benchmarks/im2rec.py'))

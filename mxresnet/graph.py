@@ -1,70 +1,62 @@
-"""Loading a checkpoint for inference and feeding it as training fed it.
+"""Graph rewrites: each returns a graph that computes the same function (up to float
+rounding) under the same node names, so saved weights load into it unchanged.
 
-Shared by the tools (`score`, `predict`, `quantize`, `export`): the inference graph of a
-checkpoint, its input channels and classes, the preprocessing flags with train_resnet's
-defaults, validation iterators, and forward passes that drop the last batch's padding.
+- `training_graph`: the graph the executor trains (faster CPU kernels);
+- `inference_symbol`: the softmax head without a label, for inference and export;
+- `shortcuts_as_convolutions`, `batchnorms_as_convolutions`: ops that MKLDNN fuses and
+  quantizes (tools/quantize.py).
+Checkpoints keep the graph as built, so saved graphs stay the reference ones.
 """
-import argparse
 import collections
-import contextlib
 import json
-import os
 
 import mxnet as mx
 import numpy as np
 
-from . import UsageError, checkpoint
-from .data import (BASE_DEFAULTS, DATASET_PRESETS, count_records, default_idx, normalisation,
-                   record_iter)
+from .errors import UsageError
 
 
-def add_model_args(parser):
-    model = parser.add_argument_group('Model', 'a checkpoint written by train_resnet.py')
-    model.add_argument('--model', required=True,
-                       help='checkpoint prefix (PREFIX-symbol.json, PREFIX-NNNN.params)')
-    model.add_argument('--epoch', type=int, required=True, help='checkpoint number N')
-    return model
+def training_graph(symbol, residual_sum='add_n', global_pool='mean'):
+    """The graph the executor trains: `symbol` with up to two rewrites, each computing the
+    same function under the same node names, parameters and user attributes; only the
+    operators' CPU kernels differ (measured in docs/training.md, "Training speed on the CPU"):
 
+    - residual_sum='add_n': each `elemwise_add` (the residual sums) is computed by `add_n`,
+      which hands its output gradient to both inputs as is, where elemwise_add's backward
+      copies it into two new arrays, a reorder each with MKLDNN layouts.
+    - global_pool='mean': each global average `Pooling` is computed by `mean` over the
+      spatial axes (kept as 1x1). MXNet 1.9.1's CPU backward of that pooling is slow, and the
+      gradient it returns sends the BatchNorm below onto a slow path too (in the
+      pre-activation graph; the post-activation resnet-v1 does not hit it).
 
-def add_preprocess_args(parser):
-    pre = parser.add_argument_group(
-        'Preprocessing', 'as in training; explicit flags, then --preset, then the defaults '
-        'of train_resnet.py')
-    pre.add_argument('--preset', choices=sorted(DATASET_PRESETS),
-                     help='dataset preset the model was trained with (default: fashion-mnist '
-                          'for a 1-channel model, none otherwise)')
-    pre.add_argument('--rgb-mean', type=str, help='per-channel mean subtracted in training')
-    pre.add_argument('--rgb-std', type=str, help='per-channel std divided by in training')
-    pre.add_argument('--image-shape', type=str, help='network input shape, "C,H,W"')
-    return pre
-
-
-def load_model(prefix, epoch):
-    """(inference symbol, arg_params, aux_params) of checkpoint `epoch` of `prefix`.
-
-    The inference symbol ends in `softmax` over the logits instead of `SoftmaxOutput`:
-    the same forward output, without the label argument.
+    'elemwise_add' and 'pooling' keep the graph as built. Checkpoints keep `symbol`, so saved
+    graphs stay the reference ones.
     """
-    symbol_file = '%s-symbol.json' % prefix
-    params_file = '%s-%04d.params' % (prefix, epoch)
-    if not os.path.isfile(symbol_file):
-        raise UsageError('--model %s: no symbol file %s' % (prefix, symbol_file))
-    if not os.path.isfile(params_file):
-        found = sorted(checkpoint.available(prefix))
-        raise UsageError('--epoch %d: no checkpoint %s%s' % (
-            epoch, params_file, ' (checkpoints of %s: %s)' % (prefix, ', '.join(map(str, found)))
-            if found else ''))
-    try:
-        sym = mx.sym.load(symbol_file)
-    except mx.base.MXNetError:
-        raise UsageError('%s cannot be read: not an MXNet symbol file' % symbol_file)
-    try:
-        saved = mx.nd.load(params_file)
-    except mx.base.MXNetError:
-        raise UsageError('checkpoint %s cannot be read: the file is damaged' % params_file)
-    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
-    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
-    return inference_symbol(sym), arg_params, aux_params
+    graph = json.loads(symbol.tojson())
+    changed = False
+    for node in graph['nodes']:
+        attrs = node.get('attrs', {})
+        if residual_sum == 'add_n' and node['op'] == 'elemwise_add':
+            node['op'] = 'add_n'
+            node['attrs'] = dict(attrs, num_args='2')
+            changed = True
+        elif global_pool == 'mean' and node['op'] == 'Pooling' \
+                and attrs.get('global_pool') == 'True' and attrs.get('pool_type') == 'avg':
+            node['op'] = 'mean'
+            user = {k: v for k, v in attrs.items() if k.startswith('__')}
+            node['attrs'] = dict(user, axis='(2, 3)', keepdims='True')
+            changed = True
+    return mx.sym.load_json(json.dumps(graph)) if changed else symbol
+
+
+def with_loss_head(sym, grad_scale=1.0, smooth_alpha=0.0):
+    """`sym` whose SoftmaxOutput head scales the gradient (static loss scaling) and smooths
+    the labels; the same head, same name, when both are at their defaults."""
+    if grad_scale == 1.0 and smooth_alpha == 0.0:
+        return sym
+    logits = sym.get_children()[0]
+    return mx.sym.SoftmaxOutput(data=logits, name='softmax', grad_scale=grad_scale,
+                                smooth_alpha=smooth_alpha)
 
 
 def inference_symbol(sym):
@@ -73,118 +65,6 @@ def inference_symbol(sym):
     if head['op'] == 'SoftmaxOutput':
         return mx.sym.softmax(sym.get_children()[0], axis=1, name=head['name'])
     return sym
-
-
-def input_channels(arg_params):
-    """Input channels of the first convolution (the stem), from its weight's shape."""
-    weights = [(k, v) for k, v in arg_params.items()
-               if k.endswith('_weight') and len(v.shape) == 4]
-    if not weights:
-        raise UsageError('the checkpoint has no convolution weights: not an image classifier')
-    stem = 'conv0_weight' if 'conv0_weight' in arg_params else sorted(weights)[0][0]
-    return int(arg_params[stem].shape[1])
-
-
-def num_classes(sym, image_shape):
-    _, out_shapes, _ = sym.infer_shape(data=(1,) + tuple(image_shape))
-    return int(out_shapes[0][1])
-
-
-def resolve_preprocess(args, channels):
-    """Fill --preset/--rgb-mean/--rgb-std/--image-shape; returns image_shape (C, H, W)."""
-    if args.preset is None and channels == 1:
-        args.preset = 'fashion-mnist'
-    preset = DATASET_PRESETS.get(args.preset, {})
-    for key in ('rgb_mean', 'rgb_std', 'image_shape'):
-        if getattr(args, key) is None:
-            setattr(args, key, preset.get(key, BASE_DEFAULTS[key]))
-    try:
-        image_shape = tuple(int(v) for v in args.image_shape.split(','))
-    except ValueError:
-        raise UsageError('--image-shape %r: expected "C,H,W"' % args.image_shape)
-    if len(image_shape) != 3 or min(image_shape) <= 0:
-        raise UsageError('--image-shape %r: expected three positive numbers "C,H,W"'
-                         % args.image_shape)
-    if image_shape[0] != channels:
-        raise UsageError('--image-shape %s: the model takes %d-channel images'
-                         % (args.image_shape, channels))
-    args.mean, args.std = (np.array(v, np.float32) for v in normalisation(args, channels))
-    return image_shape
-
-
-def val_iter(args, image_shape, path, idx_path='', batch_size=None):
-    """A fresh, unshuffled, unaugmented ImageRecordIter over `path` (one per pass: after a
-    reset its round-robin padding shifts the data)."""
-    idx = default_idx(path, idx_path)
-    count_records(path, idx, flag='--data-val')
-    it_args = argparse.Namespace(rgb_mean=args.rgb_mean, rgb_std=args.rgb_std,
-                                 batch_size=batch_size or args.batch_size,
-                                 data_nthreads=getattr(args, 'data_nthreads', 2))
-    return record_iter(it_args, image_shape, path, idx, train=False)
-
-
-@contextlib.contextmanager
-def environment(**variables):
-    """Set environment variables for a block (MXNet reads many of them when binding)."""
-    old = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in old.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
-
-
-def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,
-                dtype='float32'):
-    """An inference Module over `sym` with the given parameters; `backend` sets
-    MXNET_SUBGRAPH_BACKEND for the bind (None: MXNet's default; MXNet 1.9.1's CPU build
-    applies the MKLDNN subgraph backend to every inference bind unless it is NONE)."""
-    mod = mx.mod.Module(sym, data_names=('data',), label_names=None,
-                        context=ctx or mx.cpu())
-    binding = environment(MXNET_SUBGRAPH_BACKEND=backend) if backend \
-        else contextlib.nullcontext()
-    with binding:
-        mod.bind([mx.io.DataDesc('data', data_shape, dtype)], for_training=False)
-    mod.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
-    return mod
-
-
-def predict_iter(mod, data_iter, flip=False):
-    """(probabilities, labels) over a whole iterator, without the last batch's padding;
-    `flip`: the mean of the probabilities of each image and of its horizontal mirror."""
-    probs, labels = [], []
-    for batch in data_iter:
-        mod.forward(batch, is_train=False)
-        keep = batch.data[0].shape[0] - (batch.pad or 0)
-        prob = mod.get_outputs()[0].asnumpy()[:keep]
-        if flip:
-            mod.forward(mx.io.DataBatch([mx.nd.flip(batch.data[0], axis=3)]), is_train=False)
-            prob = (prob + mod.get_outputs()[0].asnumpy()[:keep]) / 2
-        probs.append(prob)
-        labels.append(batch.label[0].asnumpy()[:keep])
-    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
-
-
-def read_synset(path):
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def default_synset(synset, rec_path=None):
-    """Names from --synset, else from synset.txt beside the .rec, else None."""
-    if synset:
-        if not os.path.isfile(synset):
-            raise UsageError('--synset %s: no such file' % synset)
-        return read_synset(synset)
-    if rec_path:
-        beside = os.path.join(os.path.dirname(os.path.abspath(rec_path)), 'synset.txt')
-        if os.path.isfile(beside):
-            return read_synset(beside)
-    return None
 
 
 def shortcuts_as_convolutions(sym, arg_params, image_shape):
@@ -196,9 +76,8 @@ def shortcuts_as_convolutions(sym, arg_params, image_shape):
     float32 ops cost a dequantize and a quantize each side. Where the copied input cannot be
     negative (a ReLU's output, or max-pooled from one) a ReLU follows the convolution: no
     change in float32, but INT8 then stores the shortcut as uint8 rather than int8, twice
-    the resolution (ResNet-56 on Fashion-MNIST: INT8 top-1 86.75% with int8 shortcuts,
-    within 0.1 point of float32 with uint8 ones). Graphs without such shortcuts are returned
-    unchanged."""
+    the resolution (docs/inference.md has the accuracy it recovers). Graphs without such
+    shortcuts are returned unchanged."""
     graph = json.loads(sym.tojson())
     nodes = graph['nodes']
     internals = sym.get_internals()

@@ -1,0 +1,2 @@
+"""Developer benchmarks and diagnostics: scripts that print tables (docs/ cites their figures);
+not installed with the package."""

@@ -1,0 +1,236 @@
+"""Checkpoints: written so that they survive a kill at any moment, and describing themselves.
+
+A checkpoint N of PREFIX is
+- `PREFIX-symbol.json`: the graph (the reference graph as built, SoftmaxOutput head);
+- `PREFIX-NNNN.params`: the weights, MXNet's `arg:`/`aux:` format (`mx.model.load_checkpoint`
+  reads it);
+- `PREFIX-NNNN.states`: the optimizer state;
+- `PREFIX-NNNN.json`: where training stands (epoch, batch, update count);
+- `PREFIX-model.json`: what is needed to use the model: network, depth, options, input
+  shape, the preprocessing (per-channel mean and std subtracted from and divided into 0-255
+  RGB or gray pixels), dataset preset, number of classes and their names.
+Each file is written to a temporary name and renamed into place, and the `NNNN.json` is
+written last: a checkpoint whose `NNNN.json` exists is complete.
+"""
+import collections
+import json
+import os
+
+import mxnet as mx
+
+from . import flags, graph
+from .errors import UsageError
+
+METADATA_FORMAT = 1
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), flush it to disk, then rename it to `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    try:
+        write(tmp)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, value):
+    """`value` as JSON at `path`, atomically."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(value, f, indent=1, sort_keys=True)
+            f.write('\n')
+    atomic_write(path, write)
+
+
+def paths(prefix, epoch):
+    return {
+        'symbol': '%s-symbol.json' % prefix,
+        'metadata': '%s-model.json' % prefix,
+        'params': '%s-%04d.params' % (prefix, epoch),
+        'states': '%s-%04d.states' % (prefix, epoch),
+        'progress': '%s-%04d.json' % (prefix, epoch),
+    }
+
+
+def metadata(network, num_layers, options, image_shape, mean, std, num_classes, preset=None,
+             model=None, synset=None):
+    """The content of PREFIX-model.json."""
+    return {'format': METADATA_FORMAT, 'network': network, 'num_layers': int(num_layers),
+            'model': model, 'options': dict(options), 'image_shape': list(image_shape),
+            'mean': [float(v) for v in mean], 'std': [float(v) for v in std],
+            'preset': preset, 'num_classes': int(num_classes),
+            'synset': list(synset) if synset else None}
+
+
+def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True):
+    """Write checkpoint `epoch` of `module`; `progress` says where training stands."""
+    files = paths(prefix, epoch)
+    # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
+    # moving statistics is not ordered before get_params' copy (they would lag a batch).
+    mx.nd.waitall()
+    arg_params, aux_params = module.get_params()
+    params = {'arg:%s' % k: v for k, v in arg_params.items()}
+    params.update({'aux:%s' % k: v for k, v in aux_params.items()})
+    atomic_write(files['symbol'], symbol.save)
+    write_json(files['metadata'], model_metadata)
+    atomic_write(files['params'], lambda tmp: mx.nd.save(tmp, params))
+    if save_states:
+        atomic_write(files['states'], module.save_optimizer_states)
+    write_json(files['progress'], dict(progress, has_states=bool(save_states)))
+    return files
+
+
+def _missing_checkpoint(prefix, epoch, flag):
+    found = sorted(available(prefix))
+    return UsageError('%s %d: no checkpoint %s%s' % (
+        flag, epoch, paths(prefix, epoch)['params'],
+        ' (checkpoints of %s: %s)' % (prefix, ', '.join(map(str, found))) if found
+        else ' (no checkpoint with prefix %s)' % prefix))
+
+
+def _load_params(path):
+    """(arg_params, aux_params) of a .params file."""
+    try:
+        saved = mx.nd.load(path)
+    except mx.base.MXNetError:
+        raise UsageError('checkpoint %s cannot be read: the file is damaged' % path)
+    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+    return arg_params, aux_params
+
+
+def load(prefix, epoch):
+    """(arg_params, aux_params, states_path or None, progress) of checkpoint `epoch`, to
+    resume training."""
+    files = paths(prefix, epoch)
+    if not os.path.isfile(files['params']):
+        raise _missing_checkpoint(prefix, epoch, '--load-epoch')
+    arg_params, aux_params = _load_params(files['params'])
+    progress = {'epoch': epoch, 'batch': 0}
+    if os.path.isfile(files['progress']):
+        with open(files['progress']) as f:
+            progress = json.load(f)
+    has_states = progress.get('has_states', True) and os.path.isfile(files['states'])
+    return arg_params, aux_params, files['states'] if has_states else None, progress
+
+
+def available(prefix):
+    """Checkpoint numbers present for `prefix`."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    base = os.path.basename(prefix) + '-'
+    found = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            number = name[len(base):-len('.params')]
+            if name.startswith(base) and name.endswith('.params') and number.isdigit():
+                found.append(int(number))
+    return found
+
+
+def read_metadata(prefix):
+    """PREFIX-model.json as a dict, or None for a checkpoint written without one."""
+    path = paths(prefix, 0)['metadata']
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except ValueError:
+        raise UsageError('%s is not JSON: the file is damaged' % path)
+    missing = [key for key in ('image_shape', 'mean', 'std', 'num_classes') if key not in meta]
+    if missing:
+        raise UsageError('%s has no %s' % (path, ', '.join(missing)))
+    return meta
+
+
+# A checkpoint loaded for inference: the inference graph (softmax head, no label), its
+# weights, and its metadata (PREFIX-model.json, or what the flags said for an older one).
+Model = collections.namedtuple('Model', 'symbol arg_params aux_params metadata')
+
+
+def load_model(prefix, epoch, preprocess=None):
+    """Checkpoint `epoch` of `prefix` for inference, as a Model.
+
+    `preprocess` (an argparse namespace of the `flags.add_preprocess_args` flags, or None)
+    overrides the metadata's input shape, mean and std; a checkpoint without metadata needs
+    them, from `--preset` or from `--image-shape`, `--rgb-mean` and `--rgb-std`.
+    """
+    files = paths(prefix, epoch)
+    if not os.path.isfile(files['symbol']):
+        raise UsageError('--model %s: no symbol file %s' % (prefix, files['symbol']))
+    if not os.path.isfile(files['params']):
+        raise _missing_checkpoint(prefix, epoch, '--epoch')
+    try:
+        sym = mx.sym.load(files['symbol'])
+    except mx.base.MXNetError:
+        raise UsageError('%s cannot be read: not an MXNet symbol file' % files['symbol'])
+    arg_params, aux_params = _load_params(files['params'])
+    sym = graph.inference_symbol(sym)
+    meta = _preprocessing(read_metadata(prefix), preprocess, files['metadata'],
+                          input_channels(arg_params))
+    _, out_shapes, _ = sym.infer_shape(data=(1,) + tuple(meta['image_shape']))
+    classes = int(out_shapes[0][1])
+    if meta.get('num_classes', classes) != classes:
+        raise UsageError('%s says %d classes but the graph has %d'
+                         % (files['metadata'], meta['num_classes'], classes))
+    meta['num_classes'] = classes
+    return Model(sym, arg_params, aux_params, meta)
+
+
+def input_channels(arg_params):
+    """Input channels of the first convolution (the stem), from its weight's shape."""
+    weights = sorted(k for k, v in arg_params.items() if k.endswith('_weight') and len(v.shape) == 4)
+    if not weights:
+        raise UsageError('the checkpoint has no convolution weights: not an image classifier')
+    stem = 'conv0_weight' if 'conv0_weight' in arg_params else weights[0]
+    return int(arg_params[stem].shape[1])
+
+
+def _preprocessing(meta, overrides, metadata_path, model_channels):
+    """The metadata with the preprocessing flags applied over it (see load_model)."""
+    given = {key: getattr(overrides, key, None) for key in ('preset', 'image_shape', 'rgb_mean',
+                                                           'rgb_std')}
+    preset = flags.DATASET_PRESETS.get(given['preset'], {})
+    for key in ('image_shape', 'rgb_mean', 'rgb_std'):
+        if given[key] is None:
+            given[key] = preset.get(key)
+    if meta is None:
+        missing = [key for key in ('image_shape', 'rgb_mean', 'rgb_std') if given[key] is None]
+        if missing:
+            raise UsageError(
+                '%s: no such file (the checkpoint was written before checkpoints recorded '
+                'their preprocessing): pass --preset NAME, or %s'
+                % (metadata_path, ', '.join('--' + key.replace('_', '-') for key in missing)))
+        meta = {'preset': given['preset'], 'synset': None}
+    meta = dict(meta)
+    if given['image_shape'] is not None:
+        meta['image_shape'] = list(flags.image_shape(given['image_shape']))
+    channels = meta['image_shape'][0]
+    if channels != model_channels:
+        raise UsageError('input shape %s: the model takes %d-channel images'
+                         % (','.join(map(str, meta['image_shape'])), model_channels))
+    for key, flag in (('mean', 'rgb_mean'), ('std', 'rgb_std')):
+        if given[flag] is not None:
+            meta[key] = flags.per_channel(given[flag], channels, '--' + flag.replace('_', '-'))
+        elif len(meta[key]) != channels:
+            raise UsageError('%s: %d %s values for %d-channel images; pass --%s'
+                             % (metadata_path, len(meta[key]), key, channels,
+                                flag.replace('_', '-')))
+    return meta
+
+
+def preprocessing(meta):
+    """What a user of the exported model needs to feed it as training fed it
+    (the content of an export's preprocess.json)."""
+    channels = meta['image_shape'][0]
+    return {'image_shape': list(meta['image_shape']), 'mean': list(meta['mean']),
+            'std': list(meta['std']), 'synset': meta.get('synset'),
+            'channel_order': 'gray' if channels == 1 else 'RGB', 'layout': 'NCHW',
+            'pixel_range': [0, 255],
+            'formula': '(pixel - mean) / std per channel, after a centre crop to image_shape'}
