@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from recio_helpers import ROOT, read_indexed, read_iter, run_cli
+from mxresnet import converters
 from tools import mnist2rec
 
 DATA = os.path.join(ROOT, 'data')
@@ -70,8 +71,8 @@ def test_rebuild_matches_shipped_files(tmp_path, capsys):
                          ['--synset', tmp_path / 'synset.txt'], capsys)
     assert rc == 0, err
     assert (tmp_path / 'synset.txt').read_text() == open(os.path.join(DATA, 'synset.txt')).read()
-    raw = {'train': mnist2rec.load_split(source, 'train', 10),
-           'val': mnist2rec.load_split(source, 'test', 10)}
+    raw = {'train': converters.load_split(source, 'train', 10),
+           'val': converters.load_split(source, 'test', 10)}
     for split in SPLITS:
         shipped = read_indexed(os.path.join(DATA, 'fashion-mnist-%s' % split))
         rebuilt = read_indexed(str(tmp_path / ('fashion-mnist-%s' % split)))

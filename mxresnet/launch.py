@@ -1,0 +1,272 @@
+"""Starting and supervising a distributed MXNet job (tools/launch.py; what it adds to
+MXNet's `dmlc_tracker`: its docstring).
+
+`run(args)` takes the parsed flags of tools/launch.py.
+"""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+
+from .errors import UsageError
+
+GRACE_SECONDS = 10.0   # between SIGTERM and SIGKILL when stopping a job
+POLL_SECONDS = 0.1
+
+
+class Stop(Exception):
+    """SIGTERM or SIGHUP received by the launcher."""
+
+    def __init__(self, signum):
+        super(Stop, self).__init__(signum)
+        self.signum = signum
+
+
+def import_tracker():
+    """The wheel's dmlc_tracker package, with the Python 3.9+ fix applied first."""
+    if not hasattr(threading.Thread, 'isAlive'):
+        threading.Thread.isAlive = threading.Thread.is_alive
+    try:
+        import dmlc_tracker  # noqa: F401  (the copy installed beside mxnet)
+    except ImportError:
+        # MXNet's source tree keeps it in 3rdparty/dmlc-core/tracker, as its launch.py knows.
+        try:
+            import importlib.util
+            spec = importlib.util.find_spec('mxnet')
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            raise UsageError('cannot find the dmlc_tracker package: install mxnet 1.9.1 '
+                              '(pip install mxnet==1.9.1), which ships it')
+        sys.path.append(os.path.join(os.path.dirname(spec.origin), '..', '3rdparty',
+                                     'dmlc-core', 'tracker'))
+        try:
+            import dmlc_tracker  # noqa: F401,F811
+        except ImportError:
+            raise UsageError('cannot find the dmlc_tracker package beside mxnet (%s)'
+                              % os.path.dirname(spec.origin))
+    from dmlc_tracker import local, opts, tracker
+    return types.SimpleNamespace(local=local, opts=opts, tracker=tracker)
+
+
+def dmlc_opts(args, tracker_opts):
+    """The tracker's options for `args`, as MXNet's launch.py builds them."""
+    argv = ['--num-workers', str(args.num_workers), '--num-servers', str(args.num_servers),
+            '--cluster', args.launcher, '--host-file', str(args.hostfile),
+            '--sync-dst-dir', str(args.sync_dst_dir)]
+    if args.launcher == 'yarn':
+        for entry in args.env:   # yarn's own use of --env: for its ApplicationMaster
+            argv += ['--env', entry]
+    # The command is set afterwards: parsed with the tracker's options, its own options
+    # (--log-file, --env, ...) would be taken by the tracker.
+    dopts = tracker_opts.get_opts(argv + ['command'])
+    dopts.command = list(args.command)
+    if os.environ.get('DMLC_PS_ROOT_URI'):
+        dopts.host_ip = os.environ['DMLC_PS_ROOT_URI']
+    return dopts
+
+
+# -- supervision -----------------------------------------------------------------------
+class Child(object):
+    def __init__(self, proc, role, task):
+        self.proc, self.role, self.task = proc, role, task
+
+    def describe(self):
+        name = self.role or 'process'
+        if self.task is not None and self.role in ('worker', 'server'):
+            name += ' (task %s)' % self.task
+        return '%s pid %d' % (name, self.proc.pid)
+
+
+class Supervisor(object):
+    """Starts the tracker's processes in their own process groups and stops them together.
+
+    It stands in for the `subprocess` module inside the tracker's modules: their
+    `subprocess.call`/`check_call` come here, everything else goes to the real module.
+    """
+
+    def __init__(self, env_all, env_roles):
+        self.env_all = env_all
+        self.env_roles = env_roles
+        self.children = []
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def role_env(self, role):
+        env = dict(self.env_all)
+        env.update(self.env_roles.get(role, {}))
+        return env
+
+    # the subprocess interface the tracker uses
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    def call(self, cmd, env=None, **kwargs):
+        with self.lock:
+            if self.stopping:
+                return -signal.SIGTERM
+            env = dict(os.environ if env is None else env)
+            role = env.get('DMLC_ROLE')
+            env.update(self.role_env(role))
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True, **kwargs)
+            child = Child(proc, role, env.get('DMLC_TASK_ID'))
+            self.children.append(child)
+        logging.debug('started %s: %s', child.describe(), cmd)
+        return proc.wait()
+
+    def check_call(self, cmd, **kwargs):
+        ret = self.call(cmd, **kwargs)
+        if ret:
+            raise subprocess.CalledProcessError(ret, cmd)
+        return 0
+
+    # the launcher's side
+    def failed(self):
+        """The first child that exited non-zero, or None."""
+        with self.lock:
+            children = list(self.children)
+        for child in children:
+            code = child.proc.poll()
+            if code:
+                return child
+        return None
+
+    def running(self):
+        with self.lock:
+            return [c for c in self.children if c.proc.poll() is None]
+
+    def signal_all(self, signum):
+        with self.lock:
+            children = list(self.children)
+        for child in children:
+            try:
+                os.killpg(child.proc.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def stop(self):
+        """Stop every process group: SIGTERM, then SIGKILL for what is left after the grace."""
+        with self.lock:
+            self.stopping = True
+        self.signal_all(signal.SIGTERM)
+        deadline = time.time() + GRACE_SECONDS
+        while self.running() and time.time() < deadline:
+            time.sleep(POLL_SECONDS)
+        self.signal_all(signal.SIGKILL)   # also any process left in a group after its leader
+        for child in list(self.children):
+            try:
+                child.proc.wait(timeout=GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                logging.error('%s did not stop', child.describe())
+
+
+def exit_status(code):
+    """A child's return code as a launcher exit status (non-zero)."""
+    if code < 0:
+        return 128 - code
+    return code if 0 < code < 256 else 1
+
+
+def install_hooks(mods, args, supervisor):
+    """Route the tracker's process starts through `supervisor`, and configure it."""
+    from dmlc_tracker import ssh, mpi
+    for module in (mods.tracker, mods.local, ssh, mpi):
+        module.subprocess = supervisor
+    port = os.environ.get('DMLC_PS_ROOT_PORT')
+    if port:
+        try:
+            port = int(port)
+            if not 0 < port < 65536:
+                raise ValueError
+        except ValueError:
+            raise UsageError('DMLC_PS_ROOT_PORT=%s: expected a port number' % port)
+        # PSTracker(hostIP, cmd, port=9091, port_end=9999, envs=None): the first port tried
+        mods.tracker.PSTracker.__init__.__defaults__ = (port, min(max(port + 1000, 9999), 65536),
+                                                        None)
+    if args.launcher == 'local':
+        host = os.environ.get('DMLC_PS_ROOT_URI') or '127.0.0.1'
+        mods.tracker.get_host_ip = lambda host_ip=None: host
+        os.environ.setdefault('DMLC_NODE_HOST', '127.0.0.1')
+        # The workers share this machine's cores: without this each would start one OpenMP
+        # thread per core (train_resnet.py's default) and they would oversubscribe them.
+        os.environ.setdefault('OMP_NUM_THREADS',
+                              str(max(1, len(os.sched_getaffinity(0)) // args.num_workers)))
+    # ssh and mpi pass the environment on their command lines: add --env/--env-* there.
+    get_env = ssh.get_env
+    ssh.get_env = lambda envs: get_env(dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
+    get_mpi_env = mpi.get_mpi_env
+    mpi.get_mpi_env = lambda envs: get_mpi_env(
+        dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
+
+
+def submit_function(mods, launcher):
+    if launcher == 'local':
+        return mods.local.submit
+    import importlib
+    return importlib.import_module('dmlc_tracker.' + launcher).submit
+
+
+def run(args):
+    mods = import_tracker()
+    dopts = dmlc_opts(args, mods.opts)
+    supervisor = Supervisor(args.env_all, args.env_roles)
+    install_hooks(mods, args, supervisor)
+    submit = submit_function(mods, args.launcher)
+    tracker_error = []
+
+    def run_tracker():
+        try:
+            submit(dopts)
+        except Exception as err:  # pylint: disable=broad-except
+            if not supervisor.stopping:
+                tracker_error.append(err)
+
+    def thread_hook(hook_args):
+        # A failed process also raises in the tracker's thread that waited on it; the
+        # launcher reports the failure itself, without that thread's traceback.
+        if isinstance(hook_args.exc_value, (subprocess.CalledProcessError, RuntimeError)):
+            logging.debug('tracker thread: %s', hook_args.exc_value)
+        else:
+            sys.__excepthook__(hook_args.exc_type, hook_args.exc_value,
+                               hook_args.exc_traceback)
+    threading.excepthook = thread_hook
+
+    def on_signal(signum, frame):
+        raise Stop(signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    logging.info('Launching %d workers and %d servers (%s): %s', args.num_workers,
+                 args.num_servers, args.launcher, ' '.join(args.command))
+    thread = threading.Thread(target=run_tracker, name='tracker', daemon=True)
+    try:
+        thread.start()
+        while True:
+            failed = supervisor.failed()
+            if failed is not None:
+                code = failed.proc.returncode
+                logging.error('%s exited with %s: stopping the job', failed.describe(),
+                              'signal %d' % -code if code < 0 else 'code %d' % code)
+                supervisor.stop()
+                return exit_status(code)
+            if tracker_error:
+                logging.error('the tracker failed: %s', tracker_error[0])
+                supervisor.stop()
+                return 1
+            if not thread.is_alive() and not supervisor.running():
+                supervisor.signal_all(signal.SIGKILL)  # nothing may outlive the job
+                logging.info('All %d processes exited normally', len(supervisor.children))
+                return 0
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        logging.warning('Interrupted: stopping the job')
+        supervisor.stop()
+        return 130
+    except Stop as stop:
+        logging.warning('Signal %d: stopping the job', stop.signum)
+        supervisor.stop()
+        return 128 + stop.signum
