@@ -26,7 +26,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mxresnet import flags  # noqa: E402  (loads no MXNet)
-from mxresnet.errors import run_tool  # noqa: E402
+from mxresnet.errors import error_line, run_tool  # noqa: E402
 from mxresnet.runtime import hide_broken_scipy, restore_numpy_aliases  # noqa: E402
 
 TARGET = 0.8
@@ -92,13 +92,8 @@ def read_records(path):
 
 
 def last_error_line(text):
-    """The line of a failed child's output that says why: the last error-like line."""
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
-    for line in reversed(lines):
-        if ('Error' in line or 'error' in line or 'failed' in line) and \
-                not line.startswith('File '):
-            return line
-    return lines[-1] if lines else 'no output'
+    """The line of a failed child's output that says why."""
+    return error_line(text, default='no output')
 
 
 def run_child(cmd, env, timeout):

@@ -185,7 +185,8 @@ def load_model(prefix, epoch, preprocess=None):
 
 def input_channels(arg_params):
     """Input channels of the first convolution (the stem), from its weight's shape."""
-    weights = sorted(k for k, v in arg_params.items() if k.endswith('_weight') and len(v.shape) == 4)
+    weights = sorted(k for k, v in arg_params.items()
+                     if k.endswith('_weight') and len(v.shape) == 4)
     if not weights:
         raise UsageError('the checkpoint has no convolution weights: not an image classifier')
     stem = 'conv0_weight' if 'conv0_weight' in arg_params else weights[0]

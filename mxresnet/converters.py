@@ -120,7 +120,8 @@ def load_batches(source, files, label_key):
 
 
 def convert_cifar(args):
-    """tools/cifar2rec.py: both splits of a CIFAR release to .rec/.idx, and the class names."""
+    """tools/cifar2rec.py: both splits of a CIFAR release to .rec/.idx, and the class
+    names."""
     check_output(args)
     source = Source(args.source)
     dataset = source.dataset()
@@ -237,7 +238,8 @@ def balanced_subset(labels, per_class, seed, num_classes, what):
 
 
 def convert_mnist(args):
-    """tools/mnist2rec.py: both splits of MNIST-format idx files to .rec/.idx, and the class names."""
+    """tools/mnist2rec.py: both splits of MNIST-format idx files to .rec/.idx, and the class
+    names."""
     if not os.path.isdir(args.source):
         raise UsageError('source %s is not a folder' % args.source)
     check_output(args)

@@ -12,14 +12,21 @@ class NonFinite(Exception):
     """A NaN or infinity in the loss or the parameters: training stops, exit status 3."""
 
 
+def error_line(text, default='unknown error'):
+    """The line of an error report (a traceback, a child process's output, an MXNetError's
+    text) that says what failed: the last one that names an error or a failure."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ('Error' in line or 'error:' in line or 'failed' in line) \
+                and not line.startswith('File '):
+            return line
+    return lines[-1] if lines else default
+
+
 def mxnet_error_summary(err):
     """The line of an MXNetError that says what failed (its first line is a bare
     'Traceback (most recent call last):' in MXNet 1.9.1)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if 'Error' in line or 'Check failed' in line:
-            return line
-    return lines[-1] if lines else 'unknown error'
+    return error_line(err)
 
 
 def _mxnet_error(err):

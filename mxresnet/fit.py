@@ -40,7 +40,8 @@ def configure(args):
         try:
             symbols.check_model_input(args.model_name, image_shape, **flags.network_options(args))
         except ValueError as err:
-            raise UsageError('--model %s' % str(err)[len('model '):])
+            message = str(err)
+            raise UsageError('--' + message if message.startswith('model ') else message)
     if args.model_prefix is None:
         run_name = args.model_name or '%s-%d' % (args.network, args.num_layers)
         args.model_prefix = os.path.join('runs', run_name, 'model')

@@ -115,7 +115,8 @@ def dtype_list(text, flag='--dtypes'):
     """'float32,float16' -> ['float32', 'float16']."""
     dtypes = [d.strip() for d in str(text).split(',') if d.strip()]
     if not dtypes or any(d not in DTYPES for d in dtypes):
-        raise UsageError('%s %r: choose %s, comma-separated' % (flag, text, ' and/or '.join(DTYPES)))
+        raise UsageError('%s %r: choose %s, comma-separated'
+                         % (flag, text, ' and/or '.join(DTYPES)))
     return dtypes
 
 

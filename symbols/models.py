@@ -2,8 +2,8 @@
 registry, a depth, its options and the input it was designed for.
 
     >>> import symbols
-    >>> symbols.model_config('resnext50_32x4d')
-    ModelConfig(network='resnext', num_layers=50, options={'num_group': 32, 'bottleneck_width': 4}, ...)
+    >>> symbols.model_config('resnext50_32x4d').options
+    {'num_group': 32, 'bottleneck_width': 4}
     >>> sym = symbols.get_model('resnet56', num_classes=10)
 
 Names follow gluon-cv's: `resnetN` is this project's default network, the pre-activation

@@ -300,8 +300,8 @@ def test_dist_sync_two_workers(tmp_path, job_factory):
     assert epochs[0]['batches'] == 4
     assert os.path.isfile(prefix + '-0001.states')
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ['launch.out', 'model-0001.json', 'model-0001.params', 'model-0001.states', 'model-model.json',
-         'model-log.jsonl', 'model-symbol.json'])
+        ['launch.out', 'model-0001.json', 'model-0001.params', 'model-0001.states',
+         'model-model.json', 'model-log.jsonl', 'model-symbol.json'])
     job.assert_no_orphans()
 
 

@@ -541,8 +541,10 @@ def test_a_fresh_run_into_a_used_folder_starts_a_new_run_in_the_log(tmp_path, ca
     assert len(runs) == 2 and [r['epoch'] for r in runs[0] if r['event'] == 'epoch'] == [1]
     second = log.read_epochs(prefix + '-log.jsonl')
     assert [r['epoch'] for r in second] == [1, 2]
-    assert second[0]['train_loss'] == [r for r in runs[1] if r['event'] == 'epoch'][0]['train_loss']
-    assert second[0]['train_loss'] != log.read_epochs(prefix + '-log.jsonl', run=0)[0]['train_loss']
+    first_of_run_2 = [r for r in runs[1] if r['event'] == 'epoch'][0]
+    assert second[0]['train_loss'] == first_of_run_2['train_loss']
+    run_1 = log.read_epochs(prefix + '-log.jsonl', run=0)
+    assert second[0]['train_loss'] != run_1[0]['train_loss']  # another seed
 
 
 def test_explicit_zeros_reach_the_network():
