@@ -1,6 +1,7 @@
 """Errors the commands report, and `run_tool`, the one wrapper every command's `main()` uses:
 bad input is one line on stderr with a non-zero exit status, never a traceback."""
 import os
+import signal
 import sys
 
 
@@ -43,7 +44,8 @@ def _mxnet_error(err):
 
 def run_tool(body, prog=None):
     """Call body() and return its exit status (None counts as 0). A UsageError exits 2, an
-    MXNetError 1, a NonFinite 3 and Ctrl-C 130, each as one line on stderr."""
+    MXNetError 1, a NonFinite 3 and Ctrl-C 130 (a KeyboardInterrupt with a `signum`, such as
+    training's SIGTERM, 128 + it), each as one line on stderr."""
     prog = prog or os.path.basename(sys.argv[0]) or 'tool'
     try:
         status = body()
@@ -54,9 +56,11 @@ def run_tool(body, prog=None):
         print('%s: stopped: %s; the last good checkpoint is kept' % (prog, err),
               file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print('%s: interrupted' % prog, file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, 'signum', signal.SIGINT)
+        print('%s: %s' % (prog, 'interrupted' if signum == signal.SIGINT else
+                          'stopped by %s' % signal.Signals(signum).name), file=sys.stderr)
+        return 128 + signum
     except RuntimeError as err:
         mxnet_err = _mxnet_error(err)
         if mxnet_err is None:

@@ -32,6 +32,7 @@ def configure(args):
     set the number of classes unless --num-classes does, which they must then match."""
     explicit_classes = args.num_classes is not None
     flags.apply_presets(args)
+    flags.check_numbers(args)
     if args.network not in symbols.list_networks():
         raise UsageError('--network %r: choose one of %s'
                          % (args.network, ', '.join(symbols.list_networks())))
@@ -47,9 +48,6 @@ def configure(args):
         args.model_prefix = os.path.join('runs', run_name, 'model')
     if args.log_file is None:  # no prefix (no checkpoints): no log either
         args.log_file = args.model_prefix + '-log.jsonl' if args.model_prefix else ''
-    if args.save_period < 1:
-        raise UsageError('--save-period %d: expected a number of epochs, at least 1'
-                         % args.save_period)
     args.synset_names = None
     synset = args.synset or (None if args.benchmark else flags.find_synset(args.data_train))
     if synset:
@@ -152,7 +150,12 @@ def format_seconds(seconds):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C, acted on at the next batch boundary, after a checkpoint of that state."""
+    """Ctrl-C or SIGTERM (`signum`), acted on at the next batch boundary, after a checkpoint
+    of that state; args: (epoch, batch)."""
+
+    def __init__(self, epoch, batch, signum=signal.SIGINT):
+        super(Interrupted, self).__init__(epoch, batch)
+        self.signum = signum
 
 
 def params_finite(module):
@@ -204,11 +207,6 @@ class Trainer(object):
         self.num_workers = self.kv.num_workers if self.kv else 1
         self.rank = self.kv.rank if self.kv else 0
         self.sync_workers = self.kv is not None and '_sync' in self.kv.type
-        if args.batch_size < 1:
-            raise UsageError('--batch-size %d: must be a positive number' % args.batch_size)
-        if not 0 <= args.random_erasing <= 1:
-            raise UsageError('--random-erasing %g: expected a probability in [0, 1]'
-                             % args.random_erasing)
         if args.batch_size % (self.num_workers * len(self.contexts)):
             raise UsageError('--batch-size %d must divide evenly over %d workers x %d devices'
                              % (args.batch_size, self.num_workers, len(self.contexts)))
@@ -338,16 +336,24 @@ class Trainer(object):
             epoch, batch = epoch + 1, 0
         if self.rank != 0 or not self.args.model_prefix:
             return
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in self.stop_signals()}
         try:
             checkpoint.save(self.args.model_prefix, epoch, self.symbol, module,
                             {'epoch': epoch, 'batch': batch,
                              'num_update': epoch * self.epoch_size + batch},
                             self.metadata(), save_states=self.can_save_states(module))
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         logging.info('Saved checkpoint %s-%04d%s', self.args.model_prefix, epoch,
                      ' (mid-epoch, after batch %d)' % batch if batch else '')
+
+    def stop_signals(self):
+        """The signals that stop training after a checkpoint: Ctrl-C, and SIGTERM (what batch
+        schedulers and `kill` send) but in distributed jobs, whose launcher stops every
+        worker with it when one fails (a synchronous worker could wait forever for the next
+        batch boundary)."""
+        return (signal.SIGINT,) if self.kv is not None else (signal.SIGINT, signal.SIGTERM)
 
     def start_log(self, begin_epoch, begin_batch):
         """Mark the start of this run in the log, saying so when a fresh run goes into a
@@ -404,12 +410,13 @@ class Trainer(object):
         train_metric, val_metric = make_metrics(args.top_k), make_metrics(args.top_k)
         run_start = time.time()
         record = {}
-        stop = {'requested': False}
+        stop = {'signum': None}
 
         def request_stop(signum, frame):
-            stop['requested'] = True
-            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C stops at once
-        previous = signal.signal(signal.SIGINT, request_stop)
+            stop['signum'] = signum
+            for other, handler in previous.items():  # a second signal stops at once
+                signal.signal(other, handler)
+        previous = {s: signal.signal(s, request_stop) for s in self.stop_signals()}
         try:
             for epoch in range(begin_epoch, args.num_epochs):
                 skip = begin_batch if epoch == begin_epoch else 0
@@ -434,13 +441,15 @@ class Trainer(object):
                 if (epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs:
                     self.save(module, epoch + 1)
         except Interrupted as interrupt:
-            logging.warning('Interrupted in epoch %d after batch %d: saving a checkpoint',
-                            interrupt.args[0] + 1, interrupt.args[1])
+            logging.warning('%s in epoch %d after batch %d: saving a checkpoint',
+                            signal.Signals(interrupt.signum).name, interrupt.args[0] + 1,
+                            interrupt.args[1])
             self.save(module, *interrupt.args)
             raise
         finally:
-            if signal.getsignal(signal.SIGINT) is request_stop:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                if signal.getsignal(signum) is request_stop:
+                    signal.signal(signum, handler)
         if 'val_top1' in record:
             logging.info('Final validation accuracy: top-1 %.4f%s after %d epochs',
                          record['val_top1'], ', top-%d %.4f' % (args.top_k, record['val_topk'])
@@ -462,8 +471,8 @@ class Trainer(object):
             if not math.isfinite(values['loss']):
                 raise NonFinite('the loss became %s in epoch %d at batch %d'
                                 % (values['loss'], epoch + 1, nbatch + 1))
-            if stop['requested']:
-                raise Interrupted(epoch, nbatch + 1)
+            if stop['signum'] is not None:
+                raise Interrupted(epoch, nbatch + 1, stop['signum'])
             if (nbatch + 1) % args.disp_batches == 0 or nbatch + 1 == self.epoch_size:
                 if not params_finite(module):
                     raise NonFinite('a parameter became NaN or infinite in epoch %d at '

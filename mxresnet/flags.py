@@ -411,6 +411,35 @@ def apply_presets(args):
     return args
 
 
+# Training flags that take a number: (lowest, highest, whether the lowest itself is allowed);
+# None: no bound. Checked by `check_numbers` before any work is done.
+NUMBER_RANGES = {
+    'num_epochs': (1, None, True), 'batch_size': (1, None, True),
+    'disp_batches': (1, None, True), 'save_period': (1, None, True),
+    'lr': (0, None, False), 'lr_factor': (0, None, False), 'wd': (0, None, True),
+    'mom': (0, 1, True), 'warmup_epochs': (0, None, True), 'top_k': (0, None, True),
+    'loss_scale': (0, None, False), 'label_smoothing': (0, 1, True),
+    'random_erasing': (0, 1, True), 'data_nthreads': (1, None, True),
+}
+
+
+def check_numbers(args):
+    """UsageError naming the first numeric flag whose value is out of its range (or not a
+    finite number)."""
+    for key, (low, high, low_allowed) in NUMBER_RANGES.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        flag = '--' + key.replace('_', '-')
+        finite = value == value and value not in (float('inf'), float('-inf'))
+        if not finite or value < low or (value == low and not low_allowed) or \
+                (high is not None and value > high):
+            accepted = ('a number from %s' if low_allowed else 'a number above %s') % low
+            if high is not None:
+                accepted += ' to %s' % high
+            raise UsageError('%s %s: expected %s' % (flag, value, accepted))
+
+
 def network_options(args):
     """Options for symbols.get_symbol: dtype plus every network flag that is set (zeros
     included)."""

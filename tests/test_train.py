@@ -158,14 +158,19 @@ def start(args):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(tmp_path, uninterrupted):
+@pytest.mark.parametrize('signum, status, said', [
+    (signal.SIGINT, 130, 'interrupted'), (signal.SIGTERM, 143, 'stopped by SIGTERM')])
+def test_ctrl_c_and_sigterm_save_mid_epoch_and_resume_exactly(tmp_path, uninterrupted,
+                                                              signum, status, said):
     prefix = str(tmp_path / 'model')
     proc = start(SHORT + ['--num-epochs', '2', '--model-prefix', prefix])
     lines = []
     wait_for(proc, lines, 'Epoch[2] Batch [2/5]')
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    assert proc.returncode == status, out
+    assert out.strip().splitlines()[-1] == 'train_resnet.py: ' + said
+    assert '%s in epoch 2 after batch' % signal.Signals(signum).name in out
     with open(prefix + '-0001.json') as f:
         progress = json.load(f)
     assert progress['epoch'] == 1 and 2 <= progress['batch'] < 5
@@ -471,7 +476,13 @@ def truncated_rec(tmp_path_factory):
     (['--network', 'resnet-9000'], "--network 'resnet-9000': choose one of"),
     (['--num-layers', '21'], 'num_layers=21 is not a depth resnet builds for image_shape 1,28,28'),
     (['--image-shape', '3x28x28'], "--image-shape '3x28x28': expected three positive integers"),
-    (['--save-period', '0'], '--save-period 0: expected a number of epochs, at least 1'),
+    (['--save-period', '0'], '--save-period 0: expected a number from 1'),
+    (['--num-epochs', '0'], '--num-epochs 0: expected a number from 1'),
+    (['--disp-batches', '0'], '--disp-batches 0: expected a number from 1'),
+    (['--lr', '-1'], '--lr -1.0: expected a number above 0'),
+    (['--lr', 'nan'], '--lr nan: expected a number above 0'),
+    (['--wd', 'inf'], '--wd inf: expected a number from 0'),
+    (['--mom', '1.5'], '--mom 1.5: expected a number from 0 to 1'),
     (['--num-classes', '12'], 'synset.txt names 10 classes but --num-classes is 12'),
     (['--model', 'resnet9'], "argument --model: invalid choice: 'resnet9'"),
     (['--model', 'resnet50'], '--model resnet50 is built for 3x224x224 inputs; at 1,28,28 the '
@@ -479,17 +490,17 @@ def truncated_rec(tmp_path_factory):
     (['--data-train', '/nonexistent/train.rec'], '--data-train /nonexistent/train.rec: no such'),
     (['--data-train', 'TRUNCATED'], 'is truncated'),
     (['--gpus', '99'], '--gpus 99: this machine has'),
-    (['--batch-size', '0'], '--batch-size 0: must be a positive number'),
+    (['--batch-size', '0'], '--batch-size 0: expected a number from 1'),
     (['--kv-store', 'bogus'], "--kv-store 'bogus': choose one of local"),
     (['--load-epoch', '7', '--model-prefix', 'MISSING'], '--load-epoch 7: no checkpoint'),
     (['--dtype', 'float16'], '--dtype float16 trains on GPUs only'),
-    (['--random-erasing', '1.5'], '--random-erasing 1.5: expected a probability in [0, 1]'),
+    (['--random-erasing', '1.5'], '--random-erasing 1.5: expected a number from 0 to 1'),
     (['--network', 'resnext', '--shortcut', 'A'], "network 'resnext' has no option shortcut"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, truncated_rec, tmp_path):
     args = [truncated_rec if a == 'TRUNCATED' else str(tmp_path / 'm') if a == 'MISSING' else a
             for a in args]
-    result = run_cli(args + ['--num-epochs', '1'])
+    result = run_cli(['--num-epochs', '1'] + args)  # the case's own flags win
     assert result.returncode != 0
     assert 'Traceback' not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
