@@ -110,7 +110,7 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', 
     for flag, value in flags.items():
         if value is not None:
             command += [flag, value]
-    last = max(available(prefix), default=None)
+    last = max(available(prefix, complete=True), default=None)
     if last and '--load-epoch' not in extra:
         command += ['--load-epoch', str(last)]
     return command + list(extra)

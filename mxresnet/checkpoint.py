@@ -10,10 +10,16 @@ A checkpoint N of PREFIX is
   shape, the preprocessing (per-channel mean and std subtracted from and divided into 0-255
   RGB or gray pixels), dataset preset, number of classes and their names.
 Each file is written to a temporary name and renamed into place, and the `NNNN.json` is
-written last: a checkpoint whose `NNNN.json` exists is complete.
+written last: a checkpoint whose `NNNN.json` exists is complete. Resuming refuses an
+incomplete one (and lists the complete ones); a `.params` without `PREFIX-model.json` beside
+it was not written here (MXNet's `mx.model.save_checkpoint`, say) and resumes with a warning,
+from its weights with a fresh optimizer state. Each save removes the temporary files that
+dead processes left.
 """
 import collections
+import glob
 import json
+import logging
 import os
 
 import mxnet as mx
@@ -68,9 +74,29 @@ def metadata(network, num_layers, options, image_shape, mean, std, num_classes, 
             'synset': list(synset) if synset else None}
 
 
+def remove_stale_temporaries(prefix):
+    """Remove the temporary files of PREFIX's checkpoints that processes no longer running
+    left (a kill during a write); returns their paths."""
+    removed = []
+    for path in glob.glob(glob.escape(prefix) + '-*.tmp-*'):
+        pid = path.rsplit('.tmp-', 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            os.remove(path)
+            removed.append(path)
+        except PermissionError:  # alive, another user's
+            pass
+    return removed
+
+
 def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True):
     """Write checkpoint `epoch` of `module`; `progress` says where training stands."""
     files = paths(prefix, epoch)
+    for path in remove_stale_temporaries(prefix):
+        logging.warning('Removed %s, left by a process that was stopped while writing it', path)
     # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
     # moving statistics is not ordered before get_params' copy (they would lag a batch).
     mx.nd.waitall()
@@ -86,12 +112,17 @@ def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=Tr
     return files
 
 
-def _missing_checkpoint(prefix, epoch, flag):
-    found = sorted(available(prefix))
+def _checkpoints_hint(prefix, complete):
+    found = sorted(available(prefix, complete))
+    if not found:
+        return ' (no %scheckpoint with prefix %s)' % ('complete ' if complete else '', prefix)
+    return ' (%scheckpoints of %s: %s)' % ('complete ' if complete else '', prefix,
+                                           ', '.join(map(str, found)))
+
+
+def _missing_checkpoint(prefix, epoch, flag, complete=False):
     return UsageError('%s %d: no checkpoint %s%s' % (
-        flag, epoch, paths(prefix, epoch)['params'],
-        ' (checkpoints of %s: %s)' % (prefix, ', '.join(map(str, found))) if found
-        else ' (no checkpoint with prefix %s)' % prefix))
+        flag, epoch, paths(prefix, epoch)['params'], _checkpoints_hint(prefix, complete)))
 
 
 def _load_params(path):
@@ -110,26 +141,43 @@ def load(prefix, epoch):
     resume training."""
     files = paths(prefix, epoch)
     if not os.path.isfile(files['params']):
-        raise _missing_checkpoint(prefix, epoch, '--load-epoch')
-    arg_params, aux_params = _load_params(files['params'])
-    progress = {'epoch': epoch, 'batch': 0}
+        raise _missing_checkpoint(prefix, epoch, '--load-epoch', complete=True)
     if os.path.isfile(files['progress']):
         with open(files['progress']) as f:
             progress = json.load(f)
-    has_states = progress.get('has_states', True) and os.path.isfile(files['states'])
+    elif os.path.isfile(files['metadata']):
+        raise UsageError('--load-epoch %d: checkpoint %d of %s is incomplete (no %s: its '
+                         'writing was interrupted)%s' % (epoch, epoch, prefix,
+                                                         files['progress'],
+                                                         _checkpoints_hint(prefix, True)))
+    else:
+        logging.warning('%s has no %s: it was not written by train_resnet.py; resuming from '
+                        'its weights at epoch %d with a fresh optimizer state',
+                        files['params'], files['progress'], epoch)
+        progress = {'epoch': epoch, 'batch': 0, 'has_states': False}
+    if progress.get('has_states', True) and not os.path.isfile(files['states']):
+        raise UsageError('--load-epoch %d: %s, the optimizer state of the checkpoint, is '
+                         'missing (remove %s to resume from its weights with a fresh one)'
+                         % (epoch, files['states'], files['progress']))
+    arg_params, aux_params = _load_params(files['params'])
+    has_states = progress.get('has_states', True)
     return arg_params, aux_params, files['states'] if has_states else None, progress
 
 
-def available(prefix):
-    """Checkpoint numbers present for `prefix`."""
+def available(prefix, complete=False):
+    """Checkpoint numbers with weights for `prefix`; `complete`: only those whose writing
+    finished (and those not written here, which have no metadata to say)."""
     directory = os.path.dirname(os.path.abspath(prefix))
     base = os.path.basename(prefix) + '-'
+    ours = os.path.isfile(paths(prefix, 0)['metadata'])
     found = []
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             number = name[len(base):-len('.params')]
             if name.startswith(base) and name.endswith('.params') and number.isdigit():
-                found.append(int(number))
+                if not (complete and ours and
+                        not os.path.isfile(paths(prefix, int(number))['progress'])):
+                    found.append(int(number))
     return found
 
 

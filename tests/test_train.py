@@ -593,3 +593,55 @@ def test_help_shows_the_real_defaults():
     options = [line.split()[0] for line in result.stdout.splitlines()
                if line.startswith('  --')]
     assert len(options) == len(set(options))
+
+
+def copy_checkpoint(source, target, epochs, suffixes=('-symbol.json', '-model.json')):
+    for suffix in list(suffixes) + ['-%04d%s' % (e, ext) for e in epochs
+                                    for ext in ('.params', '.states', '.json')]:
+        with open(source + suffix, 'rb') as src, open(target + suffix, 'wb') as dst:
+            dst.write(src.read())
+
+
+def test_an_incomplete_checkpoint_is_never_resumed(tmp_path, uninterrupted):
+    """A kill between a checkpoint's .params and its .json (written last) leaves it
+    incomplete: resuming it is refused, naming the complete ones."""
+    prefix = str(tmp_path / 'model')
+    copy_checkpoint(uninterrupted, prefix, (1, 2))
+    os.remove(prefix + '-0002.json')
+    result = run_cli(SHORT + ['--num-epochs', '3', '--model-prefix', prefix, '--load-epoch', '2'])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'train_resnet.py: error: --load-epoch 2: checkpoint 2 of %s is incomplete (no %s-0002.json:'
+        ' its writing was interrupted) (complete checkpoints of %s: 1)' % (prefix, prefix, prefix)]
+    assert sorted(checkpoint.available(prefix)) == [1, 2]
+    assert checkpoint.available(prefix, complete=True) == [1]
+    os.remove(prefix + '-0001.states')
+    with pytest.raises(UsageError, match='0001.states, the optimizer state of the checkpoint, '
+                                         'is missing'):
+        checkpoint.load(prefix, 1)
+
+
+def test_a_checkpoint_of_mxnet_s_own_format_resumes_with_a_fresh_optimizer(tmp_path,
+                                                                          uninterrupted,
+                                                                          caplog):
+    prefix = str(tmp_path / 'mxnet')
+    sym, arg_params, aux_params = mx.model.load_checkpoint(uninterrupted, 1)
+    mx.model.save_checkpoint(prefix, 1, sym, arg_params, aux_params)
+    with caplog.at_level('WARNING'):
+        record = train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix,
+                                           '--load-epoch', '1'])
+    assert 'it was not written by train_resnet.py' in caplog.text
+    assert record['epoch'] == 2 and os.path.isfile(prefix + '-0002.json')
+
+
+def test_saving_removes_the_temporaries_of_dead_processes(tmp_path):
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    prefix = str(tmp_path / 'model')
+    stale = ['%s-0001.params.tmp-%s' % (prefix, dead), '%s-symbol.json.tmp-%s' % (prefix, dead)]
+    mine = '%s-0002.params.tmp-%d' % (prefix, os.getpid())
+    for path in stale + [mine]:
+        open(path, 'w').close()
+    train_resnet.run(SHORT + ['--num-epochs', '1', '--model-prefix', prefix])
+    assert not any(os.path.exists(path) for path in stale)
+    assert os.path.exists(mine)  # this process's own are not stale
