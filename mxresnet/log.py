@@ -7,7 +7,9 @@ Records carry an `event`:
 - `batch`: progress within an epoch;
 - `epoch`: an epoch's metrics (`epoch` counts from 1).
 A fresh run into a log that has records starts a new run number, so two runs' epochs never
-mix; a resumed run keeps the number of the run it continues.
+mix; a resumed run keeps the number of the run it continues, and first drops the records
+its run wrote after the checkpoint it resumes from (a kill between an epoch's record and its
+checkpoint), so that the log holds each epoch once however often the run was stopped.
 """
 import json
 import os
@@ -29,15 +31,38 @@ class JsonLog(object):
             with open(self.path, 'a') as f:
                 f.write(json.dumps(record, sort_keys=True) + '\n')
 
-    def start_run(self, begin_epoch, resumed, **details):
-        """Write the `run` record of a run starting at `begin_epoch`; returns (its number,
-        the runs already in the log)."""
+    def start_run(self, begin_epoch, resumed, begin_batch=0, **details):
+        """Write the `run` record of a run starting after batch `begin_batch` of epoch
+        `begin_epoch` (0-based); returns (its number, the runs already in the log)."""
         earlier = runs(read_records(self.path)) if self.path and os.path.isfile(self.path) \
             else []
         number = len(earlier) if resumed and earlier else len(earlier) + 1
-        self.write(event='run', run=number, begin_epoch=begin_epoch, resumed=resumed,
-                   time=time.time(), **details)
+        if resumed and earlier:
+            kept = [r for r in earlier[-1] if not _after(r, begin_epoch, begin_batch)]
+            if len(kept) < len(earlier[-1]):
+                earlier[-1] = kept
+                self._rewrite([r for run in earlier for r in run])
+        self.write(event='run', run=number, begin_epoch=begin_epoch, begin_batch=begin_batch,
+                   resumed=resumed, time=time.time(), **details)
         return number, earlier
+
+    def _rewrite(self, records):
+        from .checkpoint import atomic_write
+
+        def write(tmp):
+            with open(tmp, 'w') as f:
+                f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in records)
+        atomic_write(self.path, write)
+
+
+def _after(record, begin_epoch, begin_batch):
+    """Whether an epoch or batch record describes training after batch `begin_batch` of
+    epoch `begin_epoch` (0-based; records count epochs from 1)."""
+    if record.get('event') == 'epoch':
+        return record['epoch'] > begin_epoch
+    if record.get('event') == 'batch':
+        return (record['epoch'], record['batch']) > (begin_epoch + 1, begin_batch)
+    return False
 
 
 def read_records(path):

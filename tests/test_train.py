@@ -645,3 +645,19 @@ def test_saving_removes_the_temporaries_of_dead_processes(tmp_path):
     train_resnet.run(SHORT + ['--num-epochs', '1', '--model-prefix', prefix])
     assert not any(os.path.exists(path) for path in stale)
     assert os.path.exists(mine)  # this process's own are not stale
+
+
+def test_the_log_holds_each_epoch_once_after_a_kill_and_a_resume(tmp_path, uninterrupted):
+    """Killed after epoch 2's record was logged but before its checkpoint was written: the
+    resume from checkpoint 1 drops that record and writes epoch 2 again, once."""
+    prefix = str(tmp_path / 'model')
+    copy_checkpoint(uninterrupted, prefix, (1,), suffixes=('-symbol.json', '-model.json',
+                                                           '-log.jsonl'))
+    logged = [r['epoch'] for r in read_log(prefix + '-log.jsonl') if r['event'] == 'epoch']
+    assert logged == [1, 2]
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
+    records = read_log(prefix + '-log.jsonl')
+    assert [r['epoch'] for r in records if r['event'] == 'epoch'] == [1, 2]
+    batches = [(r['epoch'], r['batch']) for r in records if r['event'] == 'batch']
+    assert len(batches) == len(set(batches)) == 10
+    assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
