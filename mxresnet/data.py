@@ -8,6 +8,8 @@ import math
 import mxnet as mx
 import numpy as np
 
+from .errors import UsageError
+
 
 def record_iter(path, idx_path, image_shape, mean, std, batch_size, threads=2, augment=None,
                 num_parts=1, part_index=0, epoch=0):
@@ -41,6 +43,17 @@ def record_iter(path, idx_path, image_shape, mean, std, batch_size, threads=2, a
             random_resized_crop=bool(args.random_resized_crop), brightness=args.brightness,
             contrast=args.contrast, saturation=args.saturation, pca_noise=args.pca_noise)
     return mx.io.ImageRecordIter(**params)
+
+
+def check_labels(batch, num_classes, where):
+    """UsageError naming the first label of `batch` (its padding left out) that is not a
+    class number, an integer from 0 to num_classes - 1; `where` says which batch it is."""
+    labels = batch.label[0].asnumpy()[:batch.label[0].shape[0] - (batch.pad or 0)]
+    bad = labels[(labels < 0) | (labels >= num_classes) | (labels != np.round(labels))]
+    if bad.size:
+        raise UsageError('%s: label %g is not a class number (expected an integer from 0 to '
+                         '%d for %d classes: check the data and --num-classes)'
+                         % (where, bad[0], num_classes - 1, num_classes))
 
 
 def random_erasing(images, rng, probability, mean, std, area=(0.02, 0.4), min_aspect=0.3):

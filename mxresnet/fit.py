@@ -18,7 +18,7 @@ import numpy as np
 import symbols
 
 from . import checkpoint, flags, graph, runtime
-from .data import SyntheticDataIter, random_erasing, record_iter
+from .data import SyntheticDataIter, check_labels, random_erasing, record_iter
 from .errors import NonFinite, UsageError
 from .log import JsonLog
 from .recordio import count_records, default_idx
@@ -177,11 +177,12 @@ def params_digest(module):
     return digest.hexdigest()
 
 
-def evaluate(module, data_iter, metric):
+def evaluate(module, data_iter, metric, num_classes, where):
     """Validation metrics over one pass of a new iterator, leaving out the padding of
-    the last, partial batch."""
+    the last, partial batch; every label checked (`check_labels`)."""
     metric.reset()
-    for batch in data_iter:
+    for nbatch, batch in enumerate(data_iter):
+        check_labels(batch, num_classes, 'batch %d of %s' % (nbatch + 1, where))
         module.forward(batch, is_train=False)
         keep = batch.data[0].shape[0] - (batch.pad or 0)
         outputs = [out[:keep] for out in module.get_outputs()]
@@ -426,7 +427,8 @@ class Trainer(object):
                           'lr': self.learning_rate((epoch + 1) * self.epoch_size - 1)}
                 record.update({'train_' + k: v for k, v in train_values.items()})
                 if args.data_val and not args.benchmark:
-                    val_values = evaluate(module, self.val_iter(), val_metric)
+                    val_values = evaluate(module, self.val_iter(), val_metric,
+                                          args.num_classes, '--data-val %s' % args.data_val)
                     record.update({'val_' + k: v for k, v in val_values.items()})
                     logging.info('Epoch[%d] Validation %s', epoch + 1,
                                  format_metrics(val_values))
@@ -463,6 +465,9 @@ class Trainer(object):
         start = time.time()
         seen = 0
         for nbatch, batch in self.batches(epoch, skip):
+            if not args.benchmark:  # before the batch can reach an update
+                check_labels(batch, args.num_classes, 'batch %d of epoch %d of --data-train %s'
+                             % (nbatch + 1, epoch + 1, args.data_train))
             module.forward_backward(batch)
             module.update()
             module.update_metric(metric, batch.label)

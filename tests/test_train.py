@@ -661,3 +661,31 @@ def test_the_log_holds_each_epoch_once_after_a_kill_and_a_resume(tmp_path, unint
     batches = [(r['epoch'], r['batch']) for r in records if r['event'] == 'batch']
     assert len(batches) == len(set(batches)) == 10
     assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+
+
+@pytest.mark.parametrize('bad, where', [(12, 'data_train'), (-1, 'data_train'),
+                                        (2.5, 'data_train'), (12, 'data_val')])
+def test_a_label_that_is_no_class_stops_before_any_update(tmp_path, bad, where):
+    """A label outside [0, num_classes) or not an integer: one line naming the batch and the
+    value, before the batch reaches an update (no checkpoint is written)."""
+    image = recordio.encode_image(np.full((28, 28), 128, np.uint8))
+    paths = {}
+    for name in ('data_train', 'data_val'):
+        with recordio.RecordWriter(str(tmp_path / name)) as writer:
+            for i in range(64):
+                label = bad if (name == where and i == 37) else i % 10
+                writer.write(i, recordio.pack_record(label, i, image))
+        paths[name] = writer.rec_path
+    prefix = str(tmp_path / 'model')
+    result = run_cli(['--data-train', paths['data_train'], '--data-val', paths['data_val'],
+                      '--preset', 'fashion-mnist', '--batch-size', '32', '--num-epochs', '1',
+                      '--num-classes', '10', '--data-nthreads', '1', '--random-mirror', '0',
+                      '--model-prefix', prefix])
+    assert result.returncode == 2, result.stderr
+    # MXNet's own info lines ("[12:00:00] ../src/...") may come first: training had begun
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith('[')]
+    assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
+    flag = '--data-train' if where == 'data_train' else '--data-val'
+    assert ('of %s %s: label %g is not a class number (expected an integer from 0 to 9'
+            % (flag, paths[where], bad)) in lines[0]
+    assert not os.path.exists(prefix + '-0001.params')
