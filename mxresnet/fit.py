@@ -37,12 +37,6 @@ def configure(args):
         raise UsageError('--network %r: choose one of %s'
                          % (args.network, ', '.join(symbols.list_networks())))
     image_shape = flags.image_shape(args.image_shape)
-    if args.model_name:
-        try:
-            symbols.check_model_input(args.model_name, image_shape, **flags.network_options(args))
-        except ValueError as err:
-            message = str(err)
-            raise UsageError('--' + message if message.startswith('model ') else message)
     if args.model_prefix is None:
         run_name = args.model_name or '%s-%d' % (args.network, args.num_layers)
         args.model_prefix = os.path.join('runs', run_name, 'model')
@@ -62,14 +56,18 @@ def configure(args):
 
 
 def build_symbol(args, image_shape):
-    """The network of the flags, with the loss scale and label smoothing in its head."""
+    """The network of the flags, with the loss scale and label smoothing in its head; with
+    --model, refused where the input would change the named model's layers."""
+    options = flags.network_options(args)
     try:
         sym = symbols.get_symbol(args.network, num_classes=args.num_classes,
                                  num_layers=args.num_layers,
-                                 image_shape=','.join(map(str, image_shape)),
-                                 **flags.network_options(args))
+                                 image_shape=','.join(map(str, image_shape)), **options)
+        if args.model_name:
+            symbols.check_model_input(args.model_name, image_shape, sym, **options)
     except ValueError as err:
-        raise UsageError(str(err))
+        message = str(err)
+        raise UsageError('--' + message if message.startswith('model ') else message)
     return graph.with_loss_head(sym, args.loss_scale, args.label_smoothing)
 
 

@@ -5,7 +5,6 @@ scores tools/score.py reports.
 The preprocessing (input shape, mean, std) comes from the checkpoint's metadata
 (`checkpoint.load_model`), so nothing here guesses it.
 """
-import contextlib
 import os
 import time
 
@@ -70,9 +69,7 @@ def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,
     applies the MKLDNN subgraph backend to every inference bind unless it is NONE)."""
     mod = mx.mod.Module(sym, data_names=('data',), label_names=None,
                         context=ctx or mx.cpu())
-    binding = environment(MXNET_SUBGRAPH_BACKEND=backend) if backend \
-        else contextlib.nullcontext()
-    with binding:
+    with environment(**({'MXNET_SUBGRAPH_BACKEND': backend} if backend else {})):
         mod.bind([mx.io.DataDesc('data', data_shape, dtype)], for_training=False)
     mod.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
     return mod
