@@ -10,7 +10,8 @@ A checkpoint N of PREFIX is
   shape, the preprocessing (per-channel mean and std subtracted from and divided into 0-255
   RGB or gray pixels), dataset preset, number of classes and their names.
 Each file is written to a temporary name and renamed into place, and the `NNNN.json` is
-written last: a checkpoint whose `NNNN.json` exists is complete. Resuming refuses an
+written last (and an overwritten checkpoint's removed first): a checkpoint whose
+`NNNN.json` exists is complete. Resuming refuses an
 incomplete one (and lists the complete ones); a `.params` without `PREFIX-model.json` beside
 it was not written here (MXNet's `mx.model.save_checkpoint`, say) and resumes with a warning,
 from its weights with a fresh optimizer state. Each save removes the temporary files that
@@ -21,25 +22,60 @@ import glob
 import json
 import logging
 import os
+import tempfile
 
 import mxnet as mx
 
 from . import flags, graph
-from .errors import UsageError
+from .errors import UsageError, error_line
 
 METADATA_FORMAT = 1
 
 
-def atomic_write(path, write):
-    """Call write(tmp_path), flush it to disk, then rename it to `path`."""
+def check_writable(path, flag):
+    """UsageError unless a file can be written at `path`, its folder made if missing: a
+    probe file is written and removed, so that a read-only, full or misnamed output folder
+    fails before any work."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix='.write-test-', dir=directory)
+        try:
+            os.write(handle, b'\0' * 65536)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+            os.remove(probe)
+    except OSError as err:
+        parent = directory
+        while parent != os.path.dirname(parent) and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        reason = '%s is a file, not a folder' % parent if os.path.isfile(parent) else \
+            err.strerror or str(err)
+        raise UsageError('%s %s: cannot write in %s: %s' % (flag, path, directory, reason))
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), flush it to disk, then rename it to `path`; UsageError naming
+    the file and the reason when that fails (a full disk, say), `path` as it was."""
+    directory = os.path.dirname(os.path.abspath(path))
     tmp = '%s.tmp-%d' % (path, os.getpid())
     try:
+        os.makedirs(directory, exist_ok=True)
         write(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        raise UsageError('cannot write %s: %s' % (path, err.strerror or err))
+    except mx.base.MXNetError as err:
+        # MXNet's own writers say only 'FileStream.Write incomplete': a probe says why.
+        try:
+            check_writable(tmp, 'output')
+            reason = error_line(err)
+        except UsageError as probe:
+            reason = str(probe).rsplit(': ', 1)[-1]
+        raise UsageError('cannot write %s: %s' % (path, reason))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -65,13 +101,13 @@ def paths(prefix, epoch):
 
 
 def metadata(network, num_layers, options, image_shape, mean, std, num_classes, preset=None,
-             model=None, synset=None):
+             model=None, synset=None, resize=0):
     """The content of PREFIX-model.json."""
     return {'format': METADATA_FORMAT, 'network': network, 'num_layers': int(num_layers),
             'model': model, 'options': dict(options), 'image_shape': list(image_shape),
             'mean': [float(v) for v in mean], 'std': [float(v) for v in std],
             'preset': preset, 'num_classes': int(num_classes),
-            'synset': list(synset) if synset else None}
+            'synset': list(synset) if synset else None, 'resize': int(resize)}
 
 
 def remove_stale_temporaries(prefix):
@@ -95,6 +131,8 @@ def remove_stale_temporaries(prefix):
 def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True):
     """Write checkpoint `epoch` of `module`; `progress` says where training stands."""
     files = paths(prefix, epoch)
+    if os.path.exists(files['progress']):  # the commit marker: gone until the new one is whole
+        os.remove(files['progress'])
     for path in remove_stale_temporaries(prefix):
         logging.warning('Removed %s, left by a process that was stopped while writing it', path)
     # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
@@ -103,12 +141,16 @@ def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=Tr
     arg_params, aux_params = module.get_params()
     params = {'arg:%s' % k: v for k, v in arg_params.items()}
     params.update({'aux:%s' % k: v for k, v in aux_params.items()})
-    atomic_write(files['symbol'], symbol.save)
-    write_json(files['metadata'], model_metadata)
-    atomic_write(files['params'], lambda tmp: mx.nd.save(tmp, params))
-    if save_states:
-        atomic_write(files['states'], module.save_optimizer_states)
-    write_json(files['progress'], dict(progress, has_states=bool(save_states)))
+    try:
+        atomic_write(files['symbol'], symbol.save)
+        write_json(files['metadata'], model_metadata)
+        atomic_write(files['params'], lambda tmp: mx.nd.save(tmp, params))
+        if save_states:
+            atomic_write(files['states'], module.save_optimizer_states)
+        write_json(files['progress'], dict(progress, has_states=bool(save_states)))
+    except UsageError as err:
+        raise UsageError('%s: checkpoint %d is not saved (the complete ones before it are '
+                         'intact)' % (err, epoch))
     return files
 
 
@@ -281,5 +323,6 @@ def preprocessing(meta):
     return {'image_shape': list(meta['image_shape']), 'mean': list(meta['mean']),
             'std': list(meta['std']), 'synset': meta.get('synset'),
             'channel_order': 'gray' if channels == 1 else 'RGB', 'layout': 'NCHW',
-            'pixel_range': [0, 255],
-            'formula': '(pixel - mean) / std per channel, after a centre crop to image_shape'}
+            'pixel_range': [0, 255], 'resize': int(meta.get('resize') or 0),
+            'formula': '(pixel - mean) / std per channel, after the shorter side is scaled '
+                       'to resize (0: as stored) and a centre crop to image_shape'}

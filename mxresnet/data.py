@@ -3,26 +3,87 @@ synthetic batches, and random erasing.
 
 Augmentation takes the flags of `mxresnet.flags` (MXNet's example `data.py` names).
 """
+import logging
 import math
 
 import mxnet as mx
 import numpy as np
 
 from .errors import UsageError
+from .recordio import check_images, record_offsets
+
+# A crop that keeps less than this share of the stored image is warned about.
+MIN_CROP_SHARE = 0.5
+
+
+def describe_records(bad, shown=5):
+    """'records 1, 3 and 9 more: why; record 4: why' for [(record id, why)]."""
+    by_reason = {}
+    for record_id, why in bad:
+        by_reason.setdefault(why, []).append(record_id)
+    parts = []
+    for why, ids in by_reason.items():
+        listed = ', '.join(map(str, ids[:shown]))
+        if len(ids) > shown:
+            listed += ' and %d more' % (len(ids) - shown)
+        parts.append('record%s %s: %s' % ('s' * (len(ids) > 1), listed, why))
+    return '; '.join(parts)
+
+
+def check_dataset(path, idx_path, image_shape, flag, sample=0, resize=0, batch_size=1,
+                  num_parts=1, rescales=False):
+    """Check a .rec before it is read (`record_offsets`, then `sample` images decoded, all if
+    0); returns its number of records. UsageError when most decoded images are unusable or
+    a worker's part holds fewer records than its batch; a warning naming the unusable ones,
+    and one when the centre crop to `image_shape` (after `resize`, the shorter side) keeps
+    less than MIN_CROP_SHARE of the stored images, unless the augmentation `rescales`."""
+    offsets = record_offsets(path, idx_path, flag)
+    checked, bad, sizes = check_images(path, offsets, sample)
+    scope = 'all %d records' % checked if checked == len(offsets) else \
+        '%d of its %d records' % (checked, len(offsets))
+    if bad:
+        summary = '%s %s: %d of %s cannot be used (%s)' % (flag, path, len(bad), scope,
+                                                           describe_records(bad))
+        if 2 * len(bad) > checked:
+            raise UsageError(summary + ': repack the images with tools/im2rec.py')
+        logging.warning('warning: %s: the iterator would read them as garbage or fail on '
+                        'them; repack the images without them', summary)
+    if sizes and not rescales:
+        height, width = sorted(sizes, key=lambda s: s[0] * s[1])[len(sizes) // 2]
+        if resize:
+            scale = float(resize) / min(height, width)
+            height, width = int(round(height * scale)), int(round(width * scale))
+        if image_shape[1] * image_shape[2] < MIN_CROP_SHARE * height * width:
+            logging.warning('warning: %s %s: the images are %dx%d%s but --image-shape %s takes '
+                            'a %dx%d centre crop of them (%.0f%% of each image); pass --resize '
+                            '%d to scale their shorter side first', flag, path, height, width,
+                            ' after --resize %d' % resize if resize else '',
+                            ','.join(map(str, image_shape)), image_shape[1], image_shape[2],
+                            100.0 * image_shape[1] * image_shape[2] / (height * width),
+                            max(image_shape[1:]))
+    if len(offsets) // num_parts < batch_size:
+        raise UsageError('%s %s has %d records%s, fewer than a batch of %d: pass a smaller '
+                         '--batch-size' % (flag, path, len(offsets),
+                                           ' (%d per worker)' % (len(offsets) // num_parts)
+                                           if num_parts > 1 else '', batch_size))
+    return len(offsets)
 
 
 def record_iter(path, idx_path, image_shape, mean, std, batch_size, threads=2, augment=None,
-                num_parts=1, part_index=0, epoch=0):
+                num_parts=1, part_index=0, epoch=0, resize=0):
     """An ImageRecordIter of `batch_size` images over part `part_index` of `num_parts` of a
     .rec, normalised with the per-channel `mean` and `std`. With `augment` (the parsed
     training flags) it shuffles and augments, else it reads in order as validation does.
 
     The shuffle and augmentation seeds depend on `epoch`, so a fresh iterator per
-    epoch gives the same data order whether or not the run was resumed.
+    epoch gives the same data order whether or not the run was resumed. `resize`: the
+    shorter side scaled to it first (0: as stored).
     """
     params = dict(path_imgrec=path, label_width=1, data_shape=image_shape,
                   batch_size=batch_size, num_parts=num_parts, part_index=part_index,
                   preprocess_threads=threads, round_batch=True, ctx='cpu', verbose=False)
+    if resize:
+        params['resize'] = resize
     if idx_path:
         params['path_imgidx'] = idx_path
     for name, m, s in zip('rgb', mean, std):

@@ -18,10 +18,10 @@ import numpy as np
 import symbols
 
 from . import checkpoint, flags, graph, runtime
-from .data import SyntheticDataIter, check_labels, random_erasing, record_iter
+from .data import SyntheticDataIter, check_dataset, check_labels, random_erasing, record_iter
 from .errors import NonFinite, UsageError
 from .log import JsonLog
-from .recordio import count_records, default_idx
+from .recordio import default_idx
 
 
 def configure(args):
@@ -33,6 +33,8 @@ def configure(args):
     explicit_classes = args.num_classes is not None
     flags.apply_presets(args)
     flags.check_numbers(args)
+    if args.lr_step_epochs.strip():  # checked whatever the schedule
+        flags.int_list(args.lr_step_epochs, '--lr-step-epochs', minimum=0)
     if args.network not in symbols.list_networks():
         raise UsageError('--network %r: choose one of %s'
                          % (args.network, ', '.join(symbols.list_networks())))
@@ -209,17 +211,28 @@ class Trainer(object):
         if args.batch_size % (self.num_workers * len(self.contexts)):
             raise UsageError('--batch-size %d must divide evenly over %d workers x %d devices'
                              % (args.batch_size, self.num_workers, len(self.contexts)))
+        if self.rank == 0:  # before any work: a folder that cannot be written fails now
+            if args.model_prefix:
+                checkpoint.check_writable(args.model_prefix, '--model-prefix')
+            if args.log_file:
+                checkpoint.check_writable(args.log_file, '--log-file')
         self.log = JsonLog(args.log_file if self.rank == 0 else None)
         self.data_idx = ''
         if not args.benchmark:
+            per_worker = args.batch_size // self.num_workers
+            rescales = args.random_resized_crop or args.max_random_scale != 1 or \
+                args.min_random_scale != 1
             self.data_idx = default_idx(args.data_train, args.data_train_idx)
-            total = count_records(args.data_train, self.data_idx)
+            total = check_dataset(args.data_train, self.data_idx, image_shape, '--data-train',
+                                  args.data_check, args.resize, per_worker, self.num_workers,
+                                  rescales)
             if args.num_examples is None:
                 args.num_examples = total
             self.val_idx = ''
             if args.data_val:
                 self.val_idx = default_idx(args.data_val, args.data_val_idx)
-                count_records(args.data_val, self.val_idx, flag='--data-val')
+                check_dataset(args.data_val, self.val_idx, image_shape, '--data-val',
+                              args.data_check, args.resize, per_worker, self.num_workers)
         elif args.num_examples is None:
             args.num_examples = args.batch_size * 50
         # Every worker runs the same number of batches per epoch, whatever its shard holds,
@@ -235,7 +248,7 @@ class Trainer(object):
         return checkpoint.metadata(
             args.network, args.num_layers, flags.network_options(args), self.image_shape,
             mean, std, args.num_classes, preset=args.preset, model=args.model_name,
-            synset=args.synset_names)
+            synset=args.synset_names, resize=args.resize)
 
     # -- data ---------------------------------------------------------------
     def train_iter(self, epoch):
@@ -247,7 +260,7 @@ class Trainer(object):
         mean, std = flags.normalisation(args, self.image_shape[0])
         return record_iter(args.data_train, self.data_idx, self.image_shape, mean, std,
                            per_worker, args.data_nthreads, args, self.num_workers, self.rank,
-                           epoch)
+                           epoch, args.resize)
 
     def val_iter(self):
         """A fresh validation iterator: after a reset, ImageRecordIter's round-robin
@@ -256,7 +269,8 @@ class Trainer(object):
         mean, std = flags.normalisation(args, self.image_shape[0])
         return record_iter(args.data_val, self.val_idx, self.image_shape, mean, std,
                            args.batch_size // self.num_workers, args.data_nthreads,
-                           num_parts=self.num_workers, part_index=self.rank)
+                           num_parts=self.num_workers, part_index=self.rank,
+                           resize=args.resize)
 
     def batches(self, epoch, skip=0):
         """Exactly epoch_size batches of `epoch`, wrapping round a short shard; with
@@ -325,27 +339,58 @@ class Trainer(object):
         scheduler = lr_scheduler(self.args, self.epoch_size)
         return scheduler(num_update) if scheduler else self.args.lr
 
+    def check_loaded_shapes(self, arg_params, aux_params):
+        """UsageError naming the first parameter that the network these flags build lacks in
+        the checkpoint to resume, or has in another shape (another class count, depth or
+        width)."""
+        per_worker = self.args.batch_size // self.num_workers
+        arg_shapes, _, aux_shapes = self.symbol.infer_shape(
+            data=(per_worker,) + self.image_shape, softmax_label=(per_worker,))
+        expected = dict(zip(self.symbol.list_arguments(), arg_shapes))
+        expected.update(zip(self.symbol.list_auxiliary_states(), aux_shapes))
+        del expected['data'], expected['softmax_label']
+        loaded = dict(arg_params, **aux_params)
+        problem = None
+        for name in sorted(expected):
+            if name not in loaded:
+                problem = 'the checkpoint has no %s' % name
+            elif tuple(loaded[name].shape) != tuple(expected[name]):
+                problem = '%s has shape %s in the checkpoint but %s in the network of these ' \
+                    'flags' % (name, tuple(loaded[name].shape), tuple(expected[name]))
+            if problem:
+                meta = checkpoint.read_metadata(self.args.model_prefix)
+                raise UsageError('--load-epoch %d: %s: resume with the flags it was trained '
+                                 'with%s' % (self.args.load_epoch, problem, (
+                                     ' (%s: --network %s --num-layers %d --num-classes %d)'
+                                     % (checkpoint.paths(self.args.model_prefix, 0)['metadata'],
+                                        meta['network'], meta['num_layers'],
+                                        meta['num_classes'])) if meta else ''))
+
     def can_save_states(self, module):
         # dist_async keeps the optimizer state on the servers, where a worker cannot read it.
         return not (module._update_on_kvstore and self.kv is not None)  # pylint: disable=W0212
 
     def save(self, module, epoch, batch=0):
-        """Checkpoint the state after `batch` batches of epoch `epoch` (0-based)."""
+        """Checkpoint the state after `batch` batches of epoch `epoch` (0-based): number
+        epoch + 1 either way, so that a mid-epoch checkpoint never replaces the one of the
+        last finished epoch (the end of this epoch replaces it in its turn)."""
         if batch == self.epoch_size:
             epoch, batch = epoch + 1, 0
         if self.rank != 0 or not self.args.model_prefix:
             return
+        number = epoch + 1 if batch else epoch
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in self.stop_signals()}
         try:
-            checkpoint.save(self.args.model_prefix, epoch, self.symbol, module,
+            checkpoint.save(self.args.model_prefix, number, self.symbol, module,
                             {'epoch': epoch, 'batch': batch,
                              'num_update': epoch * self.epoch_size + batch},
                             self.metadata(), save_states=self.can_save_states(module))
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        logging.info('Saved checkpoint %s-%04d%s', self.args.model_prefix, epoch,
-                     ' (mid-epoch, after batch %d)' % batch if batch else '')
+        logging.info('Saved checkpoint %s-%04d%s', self.args.model_prefix, number,
+                     ' (mid-epoch: epoch %d after batch %d of %d; resume with --load-epoch %d)'
+                     % (epoch + 1, batch, self.epoch_size, number) if batch else '')
 
     def stop_signals(self):
         """The signals that stop training after a checkpoint: Ctrl-C, and SIGTERM (what batch
@@ -389,6 +434,7 @@ class Trainer(object):
             arg_params, aux_params, states, progress = checkpoint.load(args.model_prefix,
                                                                        args.load_epoch)
             begin_epoch, begin_batch = progress['epoch'], progress['batch']
+            self.check_loaded_shapes(arg_params, aux_params)
         if begin_epoch >= args.num_epochs:
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))

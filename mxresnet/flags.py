@@ -326,6 +326,12 @@ def add_data_args(parser):
     data.add_argument('--num-examples', type=int,
                       help='training images; default: counted from the .idx/.rec')
     data.add_argument('--data-nthreads', type=int, default=2, help='decoding threads')
+    data.add_argument('--resize', type=int, default=0,
+                      help='scale the shorter side of each image to this before cropping '
+                           '(0: as stored); recorded in the checkpoint for inference')
+    data.add_argument('--data-check', type=int, default=1000,
+                      help='images of each .rec decoded before training, evenly spread, to '
+                           'find unusable ones and the stored size (0: all)')
     data.add_argument('--benchmark', type=int, default=0,
                       help='1: train on synthetic data to measure speed')
     return data
@@ -420,6 +426,7 @@ NUMBER_RANGES = {
     'mom': (0, 1, True), 'warmup_epochs': (0, None, True), 'top_k': (0, None, True),
     'loss_scale': (0, None, False), 'label_smoothing': (0, 1, True),
     'random_erasing': (0, 1, True), 'data_nthreads': (1, None, True),
+    'resize': (0, None, True), 'data_check': (0, None, True),
 }
 
 

@@ -8,8 +8,8 @@ import random
 
 from . import flags
 from .errors import UsageError
-from .recordio import (Progress, RecordWriter, encode_image, ordered_map, pack_record, warn,
-                       write_names)
+from .recordio import (Progress, RecordWriter, decode_image, encode_image, ordered_map,
+                       pack_record, warn, write_names)
 
 DEFAULT_SEED = 100  # the fixed seed of MXNet's im2rec.py, so default lists are identical
 
@@ -185,8 +185,9 @@ def make_lists(args):
 
 # ----------------------------------------------------------------------------- record mode
 
-def read_list(path):
-    """``[(index, relpath, [labels])]`` from a ``.lst``; any malformed line is an error."""
+def read_list(path, class_labels=True):
+    """``[(index, relpath, [labels])]`` from a ``.lst``; any malformed line is an error, and
+    with `class_labels` (unless --pack-label) so is a label that is not a class number."""
     items = []
     seen = set()
     try:
@@ -209,6 +210,10 @@ def read_list(path):
             labels = [float(x) for x in fields[1:-1]]
         except ValueError:
             raise UsageError('%s:%d: label in %r is not a number' % (path, lineno, line))
+        if class_labels and not (labels[0] >= 0 and labels[0] == int(labels[0])):
+            raise UsageError('%s:%d: label %s is not a class number (an integer from 0); '
+                             'pass --pack-label to pack other labels as they are'
+                             % (path, lineno, fields[1]))
         if not fields[-1]:
             raise UsageError('%s:%d: empty image path' % (path, lineno))
         if index in seen:
@@ -252,39 +257,27 @@ class ImageEncoder(object):
 
     def __call__(self, item):
         import cv2
-        import numpy as np
         index, rel, labels = item
         path = os.path.join(self.root, rel)
         label = labels if (self.pack_label and len(labels) > 1) else labels[0]
         try:
-            if self.pass_through:
-                try:
-                    with open(path, 'rb') as f:
-                        data = f.read()
-                except OSError as err:
-                    return None, 'cannot read %s: %s' % (path, err.strerror or err)
-                # Stored as is, but only if it decodes: a corrupt file would fail in training.
-                buf = np.frombuffer(data, dtype=np.uint8)
-                if not data or cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
-                    return None, 'cannot decode %s (%s)' % (path, self._why(path))
-                return pack_record(label, index, data), None
-            img = cv2.imread(path, self.color)
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError as err:
+            return None, 'cannot read %s: %s' % (path, err.strerror or err)
+        try:
+            # Stored as is with --pass-through, but only if it decodes whole: a truncated or
+            # corrupt file would fail in training, or train as grey rows.
+            img, why = decode_image(data, cv2.IMREAD_REDUCED_GRAYSCALE_8 if self.pass_through
+                                    else self.color)
             if img is None:
-                return None, 'cannot decode %s (%s)' % (path, self._why(path))
+                return None, 'cannot decode %s (%s)' % (path, 'empty file' if not data else why)
+            if self.pass_through:
+                return pack_record(label, index, data), None
             img = self.transform(img)
             return pack_record(label, index, encode_image(img, self.encoding, self.quality)), None
         except (cv2.error, ValueError) as err:
             return None, 'cannot pack %s: %s' % (path, str(err).strip().splitlines()[-1])
-
-    @staticmethod
-    def _why(path):
-        if not os.path.isfile(path):
-            return 'missing'
-        if not os.access(path, os.R_OK):
-            return 'not readable'
-        if os.path.getsize(path) == 0:
-            return 'empty file'
-        return 'corrupt or not an image'
 
     def transform(self, img):
         """Center crop to a square, then shorter side to ``resize`` (MXNet's im2rec arithmetic)."""
@@ -339,7 +332,7 @@ def make_records(args):
         raise UsageError('--num-thread must be at least 1, got %d' % args.num_thread)
     if args.resize < 0:
         raise UsageError('--resize must not be negative, got %d' % args.resize)
-    lists = [(path, read_list(path)) for path in find_lists(args.prefix)]
+    lists = [(path, read_list(path, not args.pack_label)) for path in find_lists(args.prefix)]
     for path, items in lists:
         print('Creating .rec file from %s in %s' % (path, os.path.dirname(path)))
         pack_list(args, path, items)

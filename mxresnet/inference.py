@@ -13,20 +13,23 @@ import mxnet as mx
 import numpy as np
 
 from . import flags
-from .data import record_iter
+from .checkpoint import atomic_write
+from .data import check_dataset, record_iter
 from .errors import UsageError
-from .recordio import count_records, default_idx
+from .recordio import decode_image, default_idx
 from .runtime import environment
 
 
-def val_iter(path, meta, batch_size, idx_path='', threads=2, flag='--data-val'):
-    """A fresh, unshuffled, unaugmented ImageRecordIter over `path`, normalised as the
-    metadata `meta` says (one per pass: after a reset its round-robin padding shifts the
-    data)."""
+def val_iter(path, meta, batch_size, idx_path='', threads=2, flag='--data-val',
+             sample=1000):
+    """A fresh, unshuffled, unaugmented ImageRecordIter over `path`, resized and normalised
+    as the metadata `meta` says (one per pass: after a reset its round-robin padding shifts
+    the data), after `data.check_dataset` with `sample` images."""
     idx = default_idx(path, idx_path)
-    count_records(path, idx, flag=flag)
-    return record_iter(path, idx, tuple(meta['image_shape']), meta['mean'], meta['std'],
-                       batch_size, threads)
+    shape = tuple(meta['image_shape'])
+    check_dataset(path, idx, shape, flag, sample, meta.get('resize') or 0, batch_size)
+    return record_iter(path, idx, shape, meta['mean'], meta['std'], batch_size, threads,
+                       resize=meta.get('resize') or 0)
 
 
 def load_image(path, meta, resize=0):
@@ -34,24 +37,25 @@ def load_image(path, meta, resize=0):
     (gray for a 1-channel model, RGB for a 3-channel one), the shorter side resized to
     `resize` if given (and, when the image is smaller than the input, up to the input size),
     the centre cropped to the input size, then normalised with the metadata's mean and std.
-    UsageError if the file cannot be decoded."""
+    `resize` defaults to the metadata's. UsageError naming the file if it cannot be used
+    (`recordio.decode_image`: truncated, a header claiming too many pixels, undecodable)."""
     channels, height, width = meta['image_shape']
     if not os.path.isfile(path):
         raise UsageError('%s: no such file' % path)
     # OpenCV's decoder, as mx.image.imread uses (gray or BGR turned RGB); imread itself
     # reports a corrupt file asynchronously, where it cannot be caught per file.
     with open(path, 'rb') as f:
-        buf = np.frombuffer(f.read(), np.uint8)
-    decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) \
-        if buf.size else None
-    if decoded is None or decoded.size == 0:
-        raise UsageError('%s: cannot decode the image' % path)
+        data = f.read()
+    decoded, why = decode_image(data, cv2.IMREAD_GRAYSCALE if channels == 1
+                                else cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise UsageError('%s: cannot decode the image: %s' % (path, why))
     if channels == 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     img = mx.nd.array(decoded.reshape(decoded.shape[0], decoded.shape[1], channels),
                       dtype=np.uint8)
     short = min(img.shape[0], img.shape[1])
-    target = resize or 0
+    target = resize or meta.get('resize') or 0
     if short < max(height, width) and target < max(height, width):
         target = max(height, width)
     if target and target != short:
@@ -152,8 +156,10 @@ def plot_confusion(matrix, names, path, title):
     ax.set_ylabel('true')
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    finally:
+        plt.close(fig)
 
 
 def print_scores(result, out):

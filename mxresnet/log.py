@@ -28,8 +28,12 @@ class JsonLog(object):
 
     def write(self, **record):
         if self.path:
-            with open(self.path, 'a') as f:
-                f.write(json.dumps(record, sort_keys=True) + '\n')
+            try:
+                with open(self.path, 'a') as f:
+                    f.write(json.dumps(record, sort_keys=True) + '\n')
+            except OSError as err:
+                raise UsageError('cannot write the log %s: %s' % (self.path,
+                                                                  err.strerror or err))
 
     def start_run(self, begin_epoch, resumed, begin_batch=0, **details):
         """Write the `run` record of a run starting after batch `begin_batch` of epoch

@@ -58,11 +58,24 @@ def _read_index(idx_path):
     return offsets
 
 
-def count_records(path, idx_path=None, flag='--data-train'):
-    """Number of records in a .rec file, checked for truncation; UsageError if unusable.
+def _walk(f, path, size):
+    """Byte offsets of the records of an open .rec (the first part of each)."""
+    offsets, offset = [], 0
+    while offset < size:
+        start = offset
+        cflag, offset = _read_header(f, offset, path, size)
+        if cflag in (0, 1):
+            offsets.append(start)
+    return offsets
 
-    With an .idx, the last indexed record is checked to lie whole inside the file;
-    without one, the record headers are walked (a seek per record, no decoding).
+
+def record_offsets(path, idx_path=None, flag='--data-train'):
+    """Byte offsets of the records a reader of the .rec sees, checked; UsageError if unusable.
+
+    The record headers are walked (a seek per record, no decoding): the file must not be
+    truncated. With an .idx, its offsets must be exactly the records' (an index of another
+    file, shifted, or listing only some records is refused, as ImageRecordIter would read
+    what it lists and nothing else).
     """
     if not os.path.isfile(path):
         raise UsageError('%s %s: no such file' % (flag, path))
@@ -70,17 +83,120 @@ def count_records(path, idx_path=None, flag='--data-train'):
     if size == 0:
         raise UsageError('%s %s: the file is empty' % (flag, path))
     with open(path, 'rb') as f:
-        if idx_path and os.path.isfile(idx_path):
-            offsets = _read_index(idx_path)
-            if not offsets:
-                raise UsageError('%s: the index is empty' % idx_path)
-            _read_header(f, max(offsets), path, size)
-            return len(offsets)
-        count, offset = 0, 0
-        while offset < size:
-            cflag, offset = _read_header(f, offset, path, size)
-            count += cflag in (0, 1)
-        return count
+        walked = _walk(f, path, size)
+    if not (idx_path and os.path.isfile(idx_path)):
+        return walked
+    offsets = _read_index(idx_path)
+    if not offsets:
+        raise UsageError('%s: the index is empty' % idx_path)
+    fix = 'rebuild it, or remove it to read the .rec without one'
+    starts = set(walked)
+    wrong = [o for o in offsets if o not in starts]
+    if wrong:
+        raise UsageError('%s is not the index of %s: %d of its %d offsets (the first: byte %d) '
+                         'are not where a record starts (%s)'
+                         % (idx_path, path, len(wrong), len(offsets), wrong[0], fix))
+    if len(set(offsets)) != len(offsets):
+        raise UsageError('%s lists a record of %s more than once (%s)' % (idx_path, path, fix))
+    if len(offsets) != len(walked):
+        raise UsageError('%s lists %d of the %d records of %s: training would read only those '
+                         '(%s)' % (idx_path, len(offsets), len(walked), path, fix))
+    return offsets
+
+
+def count_records(path, idx_path=None, flag='--data-train'):
+    """Number of records in a .rec file (`record_offsets`' checks)."""
+    return len(record_offsets(path, idx_path, flag))
+
+
+# The most pixels an image's header may claim: a bigger one is refused before decoding
+# (OpenCV would try to allocate it).
+MAX_IMAGE_PIXELS = 1 << 28
+_IR_HEADER = struct.Struct('<IfQQ')   # MXNet's IRHeader: flag, label, id, id2
+_JPEG_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def header_size(data):
+    """(height, width) that a PNG's or JPEG's header states, or None for other data."""
+    if data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) >= 24:
+        width, height = struct.unpack('>II', data[16:24])
+        return height, width
+    if data[:2] != b'\xff\xd8':
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack('>HH', data[i + 5:i + 9])
+            return height, width
+        i += 2 + struct.unpack('>H', data[i + 2:i + 4])[0]
+    return None
+
+
+def image_problem(data):
+    """Why the encoded image `data` cannot be used as it is (empty, truncated, a header
+    claiming more than MAX_IMAGE_PIXELS, undecodable), or None. Truncation is checked
+    where OpenCV would decode silently: a JPEG without its end-of-image marker after the
+    last scan (OpenCV returns the image with grey rows), a PNG without its end chunk."""
+    if not data:
+        return 'no image data'
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return 'its header claims %dx%d pixels (more than %d)' % (size + (MAX_IMAGE_PIXELS,))
+    if data[:2] == b'\xff\xd8' and data.rfind(b'\xff\xd9') < data.rfind(b'\xff\xda'):
+        return 'a truncated JPEG (no end-of-image marker)'
+    if data[:4] == b'\x89PNG' and b'IEND' not in data[-12:]:
+        return 'a truncated PNG (no IEND chunk)'
+    return None
+
+
+def decode_image(data, flags=None):
+    """The image `data` decoded by OpenCV (as ImageRecordIter decodes it), or (None, why)."""
+    import cv2
+    problem = image_problem(data)
+    if problem:
+        return None, problem
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8),
+                               cv2.IMREAD_UNCHANGED if flags is None else flags)
+    except cv2.error as err:
+        return None, 'OpenCV cannot decode it (%s)' % str(err).strip().splitlines()[-1]
+    if decoded is None or decoded.size == 0:
+        return None, 'not a decodable image (corrupt, or not JPEG/PNG)'
+    return decoded, None
+
+
+def read_record(f, offset):
+    """(record id, image bytes) of the single-part record at `offset` of an open .rec."""
+    f.seek(offset)
+    _, lrec = _HEADER.unpack(f.read(_HEADER.size))
+    payload = f.read(lrec & ((1 << 29) - 1))
+    label_count, _, record_id, _ = _IR_HEADER.unpack(payload[:_IR_HEADER.size])
+    return record_id, payload[_IR_HEADER.size + 4 * label_count:]
+
+
+def check_images(path, offsets, limit=0):
+    """Decode `limit` records of a .rec spread evenly over `offsets` (0: all of them); returns
+    (number decoded, [(record id, why)] of those that cannot be used, [(height, width)] of
+    the others)."""
+    if limit and limit < len(offsets):
+        step = len(offsets) / float(limit)
+        offsets = [offsets[int(i * step)] for i in range(limit)]
+    bad, sizes = [], []
+    with open(path, 'rb') as f:
+        for offset in offsets:
+            record_id, data = read_record(f, offset)
+            decoded, why = decode_image(data)
+            if decoded is None:
+                bad.append((record_id, why))
+            else:
+                sizes.append(decoded.shape[:2])
+    return len(offsets), bad, sizes
 
 
 def default_idx(rec_path, idx_path):
@@ -108,10 +224,13 @@ def add_encoding_args(parser):
 
 
 def check_output(args):
-    """UsageError unless --num-thread is positive and the folder of PREFIX exists."""
+    """UsageError unless --num-thread is positive and the folder of PREFIX exists and can
+    be written."""
+    from .checkpoint import check_writable
     out_dir = os.path.dirname(os.path.abspath(args.prefix))
     if not os.path.isdir(out_dir):
         raise UsageError('output folder %s does not exist' % out_dir)
+    check_writable(args.prefix + '.rec', 'output')
     if args.num_thread < 1:
         raise UsageError('--num-thread must be at least 1, got %d' % args.num_thread)
 
@@ -170,6 +289,8 @@ class RecordWriter(object):
         directory = os.path.dirname(os.path.abspath(self.rec_path))
         if not os.path.isdir(directory):
             raise UsageError('output folder %s does not exist' % directory)
+        from .checkpoint import check_writable
+        check_writable(self.rec_path, 'output')
         self._tmp_rec = self.rec_path + '.part'
         self._tmp_idx = self.idx_path + '.part'
         self._record = mx.recordio.MXIndexedRecordIO(self._tmp_idx, self._tmp_rec, 'w')

@@ -171,10 +171,15 @@ def test_ctrl_c_and_sigterm_save_mid_epoch_and_resume_exactly(tmp_path, uninterr
     assert proc.returncode == status, out
     assert out.strip().splitlines()[-1] == 'train_resnet.py: ' + said
     assert '%s in epoch 2 after batch' % signal.Signals(signum).name in out
+    assert 'resume with --load-epoch 2' in out
+    # The mid-epoch checkpoint takes the number of the epoch it is in: epoch 1's is intact.
     with open(prefix + '-0001.json') as f:
+        assert json.load(f)['batch'] == 0
+    assert max_difference(load_params(prefix, 1), load_params(uninterrupted, 1)) < 1e-6
+    with open(prefix + '-0002.json') as f:
         progress = json.load(f)
     assert progress['epoch'] == 1 and 2 <= progress['batch'] < 5
-    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
+    train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '2'])
     assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
 
 
@@ -189,6 +194,57 @@ def test_sigkill_mid_epoch_resumes_from_last_checkpoint(tmp_path, uninterrupted)
     mx.model.load_checkpoint(prefix, 1)  # the last complete checkpoint loads
     train_resnet.run(SHORT + ['--num-epochs', '2', '--model-prefix', prefix, '--load-epoch', '1'])
     assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+
+
+def kill_during_a_checkpoint_write(proc, folder, timeout=240):
+    """SIGKILL `proc` as soon as one of its temporary checkpoint files exists; returns
+    whether one did then."""
+    marker = '.tmp-%d' % proc.pid
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if any(marker in name for name in os.listdir(folder)):
+            proc.kill()
+            proc.wait()
+            return any(marker in name for name in os.listdir(folder))
+        time.sleep(0.0005)
+    proc.kill()
+    proc.wait()
+    return False
+
+
+def test_kill_loop_resumes_exactly(tmp_path, uninterrupted):
+    """SIGKILLs at moments spread over the run and during checkpoint writes: each time the
+    run resumes from the last complete checkpoint (from the start when there is none, as
+    experiments/ does); it ends as the uninterrupted run, the log holds each epoch once, and
+    no temporary file is left."""
+    prefix = str(tmp_path / 'model')
+    kills = ['write', 2.5, 'write', 'write', 4.0, 'write', 3.0, 'write']
+    during_writes = killed = 0
+    for kill in kills + [None]:
+        complete = checkpoint.available(prefix, complete=True)
+        if 2 in complete:
+            break  # a killed run had finished
+        resume = ['--load-epoch', str(max(complete))] if complete else []
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'train_resnet.py')] + SHORT +
+            ['--num-epochs', '2', '--model-prefix', prefix] + resume, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kill is None:
+            assert proc.wait(timeout=300) == 0
+        elif kill == 'write':
+            during_writes += kill_during_a_checkpoint_write(proc, str(tmp_path))
+            killed += 1
+        else:
+            try:
+                proc.wait(timeout=kill)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                killed += 1
+    assert killed >= 6 and during_writes >= 3, (killed, during_writes)
+    assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
+    assert [r['epoch'] for r in log.read_epochs(prefix + '-log.jsonl')] == [1, 2]
+    assert not [name for name in os.listdir(str(tmp_path)) if '.tmp-' in name]
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, uninterrupted):
@@ -457,8 +513,8 @@ def test_checkpoint_files_are_replaced_atomically(tmp_path):
     def failing_write(tmp):
         with open(tmp, 'w') as f:
             f.write('half')
-        raise IOError('disk full')
-    with pytest.raises(IOError):
+        raise OSError(28, 'No space left on device')
+    with pytest.raises(UsageError, match='cannot write .*file: No space left on device'):
         checkpoint.atomic_write(str(target), failing_write)
     assert target.read_text() == 'old'
     assert os.listdir(tmp_path) == ['file']
@@ -496,10 +552,21 @@ def truncated_rec(tmp_path_factory):
     (['--dtype', 'float16'], '--dtype float16 trains on GPUs only'),
     (['--random-erasing', '1.5'], '--random-erasing 1.5: expected a number from 0 to 1'),
     (['--network', 'resnext', '--shortcut', 'A'], "network 'resnext' has no option shortcut"),
+    (['--lr-schedule', 'cosine', '--lr-step-epochs', 'a,b'], "--lr-step-epochs 'a,b': expected"),
+    (['--resize', '-1'], '--resize -1: expected a number from 0'),
+    (['--data-check', '-2'], '--data-check -2: expected a number from 0'),
+    (['--model-prefix', 'UNDER_A_FILE'], 'is a file, not a folder'),
+    (['--batch-size', '20000'], 'has 10000 records, fewer than a batch of 20000'),
+    (['--data-train-idx', 'SHORT_IDX'], 'lists 10 of the 10000 records of'),
 ])
 def test_bad_input_is_one_clear_line(args, expected, truncated_rec, tmp_path):
-    args = [truncated_rec if a == 'TRUNCATED' else str(tmp_path / 'm') if a == 'MISSING' else a
-            for a in args]
+    (tmp_path / 'file').write_text('')
+    with open(TRAIN_REC[:-4] + '.idx') as f:
+        (tmp_path / 'short.idx').write_text(''.join(f.readlines()[:10]))
+    tokens = {'TRUNCATED': truncated_rec, 'MISSING': str(tmp_path / 'm'),
+              'UNDER_A_FILE': str(tmp_path / 'file' / 'm'),
+              'SHORT_IDX': str(tmp_path / 'short.idx')}
+    args = [tokens.get(a, a) for a in args]
     result = run_cli(['--num-epochs', '1'] + args)  # the case's own flags win
     assert result.returncode != 0
     assert 'Traceback' not in result.stderr

@@ -9,7 +9,6 @@ dropped. Class names come from `--synset`, else from the checkpoint. Images/s co
 decoding and the forward pass (two passes with `--flip 1`, which averages each image's
 probabilities with its mirror's).
 """
-import json
 import os
 import sys
 
@@ -48,17 +47,19 @@ def run(args):
     from mxresnet import checkpoint, flags, inference
     ctx = runtime.contexts(flags.gpu_list(args.gpus))[0]
     model = checkpoint.load_model(args.model, args.epoch, args)
+    confusion = args.confusion or '%s-%04d-confusion.png' % (args.model, args.epoch)
+    checkpoint.check_writable(confusion, '--confusion')
+    if args.json:
+        checkpoint.check_writable(args.json, '--json')
     result = inference.score(model, args.data_val, args.batch_size, args.top_k,
                              bool(args.flip), ctx, args.data_val_idx, args.data_nthreads,
                              args.synset)
-    confusion = args.confusion or '%s-%04d-confusion.png' % (args.model, args.epoch)
     inference.plot_confusion(result['confusion'], result['names'], confusion,
                              '%s epoch %d: top-1 %.2f%%' % (os.path.basename(args.model),
                                                              args.epoch, 100 * result['top1']))
     result['confusion_png'] = confusion
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        checkpoint.write_json(args.json, result)
     inference.print_scores(result, sys.stdout)
     return result
 
