@@ -33,6 +33,7 @@ setup(
     python_requires='>=3.8',
     packages=['symbols', 'mxresnet', 'mxresnet.tools'],
     package_dir={'mxresnet.tools': 'tools'},
+    package_data={'mxresnet': ['worker_site/sitecustomize.py']},   # launch.WORKER_SITE
     py_modules=['train_resnet'],
     install_requires=[
         # mxnet 1.9.1 fails to import with numpy 1.24 and later

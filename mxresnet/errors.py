@@ -3,6 +3,7 @@ bad input is one line on stderr with a non-zero exit status, never a traceback."
 import os
 import signal
 import sys
+import traceback
 
 
 class UsageError(Exception):
@@ -42,30 +43,68 @@ def _mxnet_error(err):
     return None
 
 
+def exit_now(status):
+    """Flush stdout and stderr, then end the process with `status` at once (os._exit): no
+    exit handlers, no destructors."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pylint: disable=broad-except  (closed or None)
+            pass
+    os._exit(status)
+
+
 def run_tool(body, prog=None):
     """Call body() and return its exit status (None counts as 0). A UsageError exits 2, an
     MXNetError 1, a NonFinite 3 and Ctrl-C 130 (a KeyboardInterrupt with a `signum`, such as
-    training's SIGTERM, 128 + it), each as one line on stderr."""
+    training's SIGTERM, 128 + it), each as one line on stderr.
+
+    In a worker of a distributed job (DMLC_ROLE=worker, as the tracker sets it) a non-zero
+    status, or any other exception (its traceback printed), ends the process at once."""
     prog = prog or os.path.basename(sys.argv[0]) or 'tool'
+    worker = os.environ.get('DMLC_ROLE') == 'worker'
     try:
         status = body()
-    except UsageError as err:
+    except (Exception, KeyboardInterrupt) as err:   # pylint: disable=broad-except
+        status = report(err, prog)
+        if status is None:
+            if not worker:
+                raise
+            traceback.print_exc()
+            status = 1
+        if worker:
+            # Now, before this block ends: the traceback holds training's frames, and when it
+            # goes the dist_* kvstore in them is freed, whose destructor waits at a ps-lite
+            # barrier for every worker; the others wait for this one's gradients, so the
+            # job would hang and the launcher never see the failure. os._exit skips that
+            # whichever kvstores are alive (MXNet 1.9.1's Python has no
+            # _set_barrier_before_exit, only the C call MXKVStoreSetBarrierBeforeExit).
+            exit_now(status)
+        return status
+    if status and worker:
+        exit_now(status)
+    return status or 0
+
+
+def report(err, prog):
+    """Print the one line of an error run_tool knows and return its exit status; None for
+    any other error."""
+    if isinstance(err, UsageError):
         print('%s: error: %s' % (prog, err), file=sys.stderr)
         return 2
-    except NonFinite as err:
+    if isinstance(err, NonFinite):
         print('%s: stopped: %s; the last good checkpoint is kept' % (prog, err),
               file=sys.stderr)
         return 3
-    except KeyboardInterrupt as err:
+    if isinstance(err, KeyboardInterrupt):
         signum = getattr(err, 'signum', signal.SIGINT)
         print('%s: %s' % (prog, 'interrupted' if signum == signal.SIGINT else
                           'stopped by %s' % signal.Signals(signum).name), file=sys.stderr)
         return 128 + signum
-    except RuntimeError as err:
+    if isinstance(err, RuntimeError):
         mxnet_err = _mxnet_error(err)
-        if mxnet_err is None:
-            raise
-        print('%s: error: MXNet failed: %s' % (prog, mxnet_error_summary(mxnet_err)),
-              file=sys.stderr)
-        return 1
-    return status or 0
+        if mxnet_err is not None:
+            print('%s: error: MXNet failed: %s' % (prog, mxnet_error_summary(mxnet_err)),
+                  file=sys.stderr)
+            return 1
+    return None

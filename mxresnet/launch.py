@@ -3,8 +3,10 @@ MXNet's `dmlc_tracker`: its docstring).
 
 `run(args)` takes the parsed flags of tools/launch.py.
 """
+import ctypes
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,6 +18,12 @@ from .errors import UsageError
 
 GRACE_SECONDS = 10.0   # between SIGTERM and SIGKILL when stopping a job
 POLL_SECONDS = 0.1
+# Put first on the PYTHONPATH of the job's processes started here: its sitecustomize.py
+# makes a failing process exit at once instead of waiting at ps-lite's shutdown barrier.
+WORKER_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'worker_site')
+PR_SET_PDEATHSIG = 1
+# looked up here, not in a forked child; None where there is no prctl (not Linux)
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None)
 
 
 class Stop(Exception):
@@ -64,10 +72,38 @@ def dmlc_opts(args, tracker_opts):
     # The command is set afterwards: parsed with the tracker's options, its own options
     # (--log-file, --env, ...) would be taken by the tracker.
     dopts = tracker_opts.get_opts(argv + ['command'])
-    dopts.command = list(args.command)
+    dopts.command = shell_words(args, args.launcher)
     if os.environ.get('DMLC_PS_ROOT_URI'):
         dopts.host_ip = os.environ['DMLC_PS_ROOT_URI']
     return dopts
+
+
+def shell_words(args, launcher='local'):
+    """The words of the command, each quoted for the shell that runs the joined command.
+
+    The tracker joins them with spaces into a shell command line (local.py, tracker.py,
+    ssh.py, mpi.py, sge.py), so a word with a space, a quote, `$` or `;` would be split or
+    expanded: each is quoted with shlex.quote. ssh.py puts its command line inside '...' for
+    the local shell, which hands it to the remote shell: there a second round turns each `'`
+    into `'\\''`. The --p3 prefix (`DMLC_PS_VAN_TYPE=p3 ...`, put first by tools/launch.py)
+    stays a shell assignment.
+    """
+    command = list(args.command)
+    prefix = command.pop(0).split() if getattr(args, 'p3', False) else []
+    words = prefix + [shlex.quote(word) for word in command]
+    if launcher == 'ssh':
+        words = [word.replace("'", "'\\''") for word in words]
+    return words
+
+
+def set_pdeathsig(parent):
+    """In the forked child, before exec: SIGKILL when the launcher's thread that started it
+    ends (the launcher killed by SIGKILL included), and at once if the launcher is gone."""
+    if _PRCTL is None:
+        return
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- supervision -----------------------------------------------------------------------
@@ -106,13 +142,32 @@ class Supervisor(object):
         return getattr(subprocess, name)
 
     def call(self, cmd, env=None, **kwargs):
+        """Start `cmd` in its own session and wait for it, in the calling tracker thread.
+
+        Each child gets PR_SET_PDEATHSIG = SIGKILL, so it dies with the launcher even when
+        the launcher is killed by SIGKILL. The signal comes when the *thread* that forked it
+        ends, not the process: here that is the tracker's thread, which waits on the child
+        right below, so it ends only after the child. It reaches the real process because
+        bash (the tracker's shell for the scheduler and local processes, and the one given
+        here to the ssh/mpi commands, which would get /bin/sh) execs the last simple command
+        of `bash -c` instead of forking it (dash does not). A process the command forks
+        itself (a shell script that does not `exec` the interpreter, say) is not covered.
+        The job's processes (DMLC_ROLE set) get WORKER_SITE first on PYTHONPATH.
+        """
         with self.lock:
             if self.stopping:
                 return -signal.SIGTERM
             env = dict(os.environ if env is None else env)
             role = env.get('DMLC_ROLE')
             env.update(self.role_env(role))
-            proc = subprocess.Popen(cmd, env=env, start_new_session=True, **kwargs)
+            if role:
+                env['PYTHONPATH'] = os.pathsep.join(
+                    [WORKER_SITE] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+            if kwargs.get('shell') and not kwargs.get('executable'):
+                kwargs['executable'] = '/bin/bash'
+            parent = os.getpid()
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                    preexec_fn=lambda: set_pdeathsig(parent), **kwargs)
             child = Child(proc, role, env.get('DMLC_TASK_ID'))
             self.children.append(child)
         logging.debug('started %s: %s', child.describe(), cmd)
@@ -195,6 +250,16 @@ def install_hooks(mods, args, supervisor):
         # thread per core (train_resnet.py's default) and they would oversubscribe them.
         os.environ.setdefault('OMP_NUM_THREADS',
                               str(max(1, len(os.sched_getaffinity(0)) // args.num_workers)))
+    if args.launcher == 'ssh':
+        # ssh.py gives its command line, quoted for the remote shell, to the local
+        # scheduler too: it gets the command quoted once.
+        tracker_submit = mods.tracker.submit
+        scheduler_cmd = ' '.join(shell_words(args, 'local'))
+
+        def submit(nworker, nserver, fun_submit, hostIP='auto', pscmd=None):
+            return tracker_submit(nworker, nserver, fun_submit, hostIP=hostIP,
+                                  pscmd=None if pscmd is None else scheduler_cmd)
+        mods.tracker.submit = submit
     # ssh and mpi pass the environment on their command lines: add --env/--env-* there.
     get_env = ssh.get_env
     ssh.get_env = lambda envs: get_env(dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
@@ -241,7 +306,7 @@ def run(args):
         signal.signal(signum, on_signal)
 
     logging.info('Launching %d workers and %d servers (%s): %s', args.num_workers,
-                 args.num_servers, args.launcher, ' '.join(args.command))
+                 args.num_servers, args.launcher, ' '.join(shell_words(args)))
     thread = threading.Thread(target=run_tracker, name='tracker', daemon=True)
     try:
         thread.start()

@@ -39,13 +39,38 @@ import json, os, sys, time
 out, action = sys.argv[1], sys.argv[2]
 role, task = os.environ.get('DMLC_ROLE'), os.environ.get('DMLC_TASK_ID', '')
 with open(os.path.join(out, '%s-%s.json' % (role, task)), 'w') as f:
-    json.dump({'argv': sys.argv[3:], 'env': dict(os.environ)}, f)
+    json.dump({'argv': sys.argv[3:], 'env': dict(os.environ),
+               'exit_hooked': sys.exit.__module__ == 'sitecustomize'}, f)
 if action == 'sleep' or (action == 'fail' and not (role == 'worker' and task == '1')):
     time.sleep(120)
 elif action == 'fail':
     time.sleep(1)
     sys.exit(3)
 '''
+
+# A worker that fails after creating the dist_sync kvstore: rank 1 exits 3 or raises, while
+# rank 0 waits in its first pull for rank 1's gradients. (The ranks are the scheduler's,
+# not the task ids.)
+KV_PROBE = r'''
+import sys, time
+import mxnet as mx
+kv = mx.kv.create('dist_sync')
+kv.init(3, mx.nd.ones((2,)))
+if kv.rank == 1:
+    time.sleep(1)
+    print('rank 1 fails now', flush=True)
+    if sys.argv[1] == 'exit':
+        sys.exit(3)
+    raise ValueError('worker failed on purpose')
+out = mx.nd.zeros((2,))
+for _ in range(5):
+    kv.push(3, mx.nd.ones((2,)))
+    kv.pull(3, out=out)
+    out.wait_to_read()
+'''
+# Arguments the shell would split, expand or run if they were not quoted.
+AWKWARD_ARGS = ['a b', "it's", '"quoted"', '$HOME', '${PATH}', 'x;echo injected', '`id`',
+                '*', '', 'back\\slash', 'tab\there', '--note=a b', 'new\nline']
 
 
 def free_port():
@@ -180,15 +205,18 @@ def test_roles_environment_and_command_options(tmp_path, job_factory):
     command, out = probe_command(tmp_path, 'exit')
     job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local', '--env', 'FOO_DIST',
                        '--env-worker', 'BAR_DIST:w', '--env-server', 'BAR_DIST:s'],
-                      command + ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y'],
-                      env={'FOO_DIST': 'foo'})
+                      command + ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y']
+                      + AWKWARD_ARGS, env={'FOO_DIST': 'foo'})
     assert job.wait(60) == 0, job.text()
     seen = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
     assert sorted(seen) == ['scheduler-.json', 'server-2.json', 'worker-0.json',
                             'worker-1.json']
     for name, record in seen.items():
-        # the command's own options reach it (the wheel's tracker took --log-file and --env)
-        assert record['argv'] == ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y'], name
+        # the command's own options reach it (the wheel's tracker took --log-file and --env),
+        # and each argument whole (the tracker joins them into a bash command line)
+        assert record['argv'] == ['--log-file', 'x.jsonl', '-n', '3', '--env', 'y'] \
+            + AWKWARD_ARGS, name
+        assert record['exit_hooked'], name   # mxresnet/worker_site/sitecustomize.py
         env = record['env']
         assert env['DMLC_NUM_WORKER'] == '2' and env['DMLC_NUM_SERVER'] == '1'
         assert env['DMLC_PS_ROOT_URI'] == '127.0.0.1' and env['FOO_DIST'] == 'foo'
@@ -207,6 +235,60 @@ def test_failed_process_stops_the_job(tmp_path, job_factory):
     assert time.time() - start < 30
     assert 'worker (task 1)' in job.text() and 'exited with code 3' in job.text()
     assert 'Traceback' not in job.text()
+    job.assert_no_orphans()
+
+
+def test_user_sitecustomize_still_runs(tmp_path, job_factory):
+    """The launcher's startup hook imports the next sitecustomize on the path after it."""
+    site = tmp_path / 'usersite'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text("import os\nos.environ['USER_SITE_RAN'] = 'yes'\n")
+    command, out = probe_command(tmp_path, 'exit')
+    job = job_factory(['-n', '1', '-s', '1', '--launcher', 'local'], command,
+                      env={'PYTHONPATH': str(site)})
+    assert job.wait(60) == 0, job.text()
+    seen = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
+    assert len(seen) == 3
+    for name, record in seen.items():
+        assert record['env'].get('USER_SITE_RAN') == 'yes', name
+        assert record['exit_hooked'], name
+        assert record['env']['PYTHONPATH'].endswith(os.pathsep + str(site)), name
+    job.assert_no_orphans()
+
+
+def test_launcher_killed_leaves_nothing(tmp_path, job_factory):
+    """SIGKILL of the launcher: PR_SET_PDEATHSIG takes its processes with it."""
+    command, out = probe_command(tmp_path, 'sleep')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'], command)
+    deadline = time.time() + 30
+    while len(list(out.iterdir())) < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(list(out.iterdir())) == 4, job.text()
+    # the launcher and its 4 processes: bash exec'd each command, no shell in between
+    assert len(marked_pids(job.marker)) == 5
+    job.proc.send_signal(signal.SIGKILL)
+    job.proc.wait()
+    deadline = time.time() + 30
+    while marked_pids(job.marker) and time.time() < deadline:
+        time.sleep(0.1)
+    job.assert_no_orphans()
+
+
+@pytest.mark.parametrize('action, code', [('exit', 3), ('raise', 1)])
+def test_worker_failure_after_kvstore_stops_the_job(tmp_path, job_factory, action, code):
+    """Without the startup hook the failed worker waits forever at ps-lite's shutdown
+    barrier for the other worker, which waits for its gradients."""
+    script = tmp_path / 'kv_probe.py'
+    script.write_text(KV_PROBE)
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, str(script), action])
+    job.wait_for('rank 1 fails now', 60)
+    start = time.time()
+    assert job.wait(45) == code, job.text()
+    assert time.time() - start < 30, job.text()
+    assert 'exited with code %d: stopping the job' % code in job.text()
+    if action == 'raise':
+        assert 'ValueError: worker failed on purpose' in job.text()
     job.assert_no_orphans()
 
 
@@ -346,6 +428,35 @@ def test_dist_async_completes(tmp_path, job_factory):
     job.assert_no_orphans()
 
 
+def test_worker_with_bad_labels_stops_the_job(tmp_path, job_factory):
+    """The second half of the records (worker 1's part) has labels out of range: worker 1
+    stops at its first batch with a UsageError after the kvstore is up, and run_tool ends it
+    at once instead of waiting at ps-lite's shutdown barrier."""
+    src = mx.recordio.MXIndexedRecordIO(TRAIN_IDX, TRAIN_REC, 'r')
+    rec, idx = str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx')
+    dst = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
+    for i in range(256):
+        header, image = mx.recordio.unpack(src.read_idx(src.keys[i]))
+        if i >= 160:
+            header = header._replace(label=99.0)
+        dst.write_idx(i, mx.recordio.pack(header, image))
+    dst.close()
+    src.close()
+    args = list(TRAIN_ARGS)
+    args[args.index('--data-train') + 1] = rec
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix',
+                       str(tmp_path / 'model')] + args)
+    job.wait_for('label 99 is not a class number', 90)
+    start = time.time()
+    assert job.wait(45) == 2, job.text()
+    assert time.time() - start < 30, job.text()
+    text = job.text()
+    assert 'exited with code 2: stopping the job' in text
+    assert 'Traceback' not in text
+    job.assert_no_orphans()
+
+
 def test_worker_killed_mid_run(tmp_path, job_factory):
     prefix = str(tmp_path / 'model')
     args = list(TRAIN_ARGS)
@@ -386,12 +497,16 @@ def test_ssh_launcher_with_a_stand_in_ssh(tmp_path, job_factory):
     hosts = tmp_path / 'hosts'
     hosts.write_text('127.0.0.1\n\n127.0.0.1:2222 slots=4\n')
     command, out = probe_command(tmp_path, 'exit')
+    awkward = [arg for arg in AWKWARD_ARGS if '\n' not in arg]   # (ssh.log: one line a call)
     job = job_factory(['-n', '2', '-s', '1', '-H', str(hosts), '--launcher', 'ssh',
-                       '--env-worker', 'BAR_DIST:w'], command + ['--log-file', 'x'],
+                       '--env-worker', 'BAR_DIST:w'], command + ['--log-file', 'x'] + awkward,
                       env={'PATH': '%s:%s' % (bin_dir, os.environ['PATH']),
                            'DMLC_PS_ROOT_URI': '127.0.0.1'})
     assert job.wait(60) == 0, job.text()
-    seen = {p.name: json.loads(p.read_text())['env'] for p in out.iterdir()}
+    records = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
+    for name, record in records.items():   # quoted for the remote shell (and the local one)
+        assert record['argv'] == ['--log-file', 'x'] + awkward, name
+    seen = {name: record['env'] for name, record in records.items()}
     assert sorted(seen) == ['scheduler-.json', 'server-.json', 'worker-.json']  # no task ids
     assert seen['worker-.json']['BAR_DIST'] == 'w' and 'BAR_DIST' not in seen['server-.json']
     calls = (bin_dir / 'ssh.log').read_text().splitlines()

@@ -18,6 +18,24 @@ fixes and additions around it:
   stops every group (SIGTERM, then SIGKILL after 10 s) and exits non-zero. (The wheel's
   launcher keeps waiting on the scheduler forever when a worker dies, and its local
   tracker leaves the processes running on Ctrl-C.)
+- A failing worker exits. Once a `dist_*` kvstore exists, a worker that raises or calls
+  `sys.exit(3)` used to hang for ever: freeing the kvstore (when the frames holding it go,
+  or at interpreter shutdown) waits at a ps-lite barrier for all the workers, which wait
+  for its gradients. Such a process now ends with os._exit: in train_resnet.py and the
+  tools, `run_tool` does it for a worker (DMLC_ROLE=worker) with a non-zero status; in any
+  Python command, a startup hook the launcher puts first on the PYTHONPATH of the
+  processes it starts here (mxresnet/worker_site/sitecustomize.py, which imports the next
+  sitecustomize on the path too) does it after an uncaught exception (traceback printed,
+  status 1) and a non-zero `sys.exit` (not `raise SystemExit`). os._exit rather than
+  turning the barrier off (MXNet 1.9.1's Python has no `_set_barrier_before_exit`, only
+  the C call MXKVStoreSetBarrierBeforeExit on a kvstore's handle): it needs no handle.
+- Nothing outlives the launcher, even killed by SIGKILL: each process it starts has
+  PR_SET_PDEATHSIG = SIGKILL (sent when the launcher's thread that started it, which
+  waits on it, ends). Shell commands run under bash, which execs the command instead of
+  forking it (/bin/sh, dash, would stay in between and take the signal alone).
+- The command's words reach the processes whole: each is quoted for the shell the
+  tracker joins them into (twice for ssh: local shell, then remote), so an argument with
+  a space, a quote, `$` or `;` is passed as it is.
 - `--env`, `--env-server` and `--env-worker` take effect (the wheel's tracker has no
   such options and appended them to the training command instead), and options of the
   command that the tracker also knows, such as `--log-file`, reach the command.
