@@ -21,6 +21,8 @@ EXTRAS = {
     'gpu': ['mxnet-cu112==1.9.1'],
     'onnx': ONNX,
     'test': ['pytest>=7'] + ONNX,
+    # experiments/finetune_digits.py: the handwritten digits inside the wheel
+    'experiments': ['scikit-learn>=1.3,<1.4'],
 }
 
 setup(

@@ -101,13 +101,14 @@ def paths(prefix, epoch):
 
 
 def metadata(network, num_layers, options, image_shape, mean, std, num_classes, preset=None,
-             model=None, synset=None, resize=0):
-    """The content of PREFIX-model.json."""
+             model=None, synset=None, resize=0, pretrained=None):
+    """The content of PREFIX-model.json (`pretrained`: where its weights started from)."""
     return {'format': METADATA_FORMAT, 'network': network, 'num_layers': int(num_layers),
             'model': model, 'options': dict(options), 'image_shape': list(image_shape),
             'mean': [float(v) for v in mean], 'std': [float(v) for v in std],
             'preset': preset, 'num_classes': int(num_classes),
-            'synset': list(synset) if synset else None, 'resize': int(resize)}
+            'synset': list(synset) if synset else None, 'resize': int(resize),
+            'pretrained': pretrained}
 
 
 def remove_stale_temporaries(prefix):
@@ -176,6 +177,23 @@ def _load_params(path):
     arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
     aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
     return arg_params, aux_params
+
+
+def load_symbol(prefix):
+    """The graph of PREFIX-symbol.json; UsageError if it cannot be read."""
+    path = paths(prefix, 0)['symbol']
+    try:
+        return mx.sym.load(path)
+    except mx.base.MXNetError:
+        raise UsageError('%s cannot be read: not an MXNet symbol file' % path)
+
+
+def load_weights(prefix, epoch, flag):
+    """(arg_params, aux_params) of checkpoint `epoch` of `prefix`, which `flag` names."""
+    path = paths(prefix, epoch)['params']
+    if not os.path.isfile(path):
+        raise _missing_checkpoint(prefix, epoch, flag, complete=True)
+    return _load_params(path)
 
 
 def load(prefix, epoch):
@@ -256,10 +274,7 @@ def load_model(prefix, epoch, preprocess=None):
         raise UsageError('--model %s: no symbol file %s' % (prefix, files['symbol']))
     if not os.path.isfile(files['params']):
         raise _missing_checkpoint(prefix, epoch, '--epoch')
-    try:
-        sym = mx.sym.load(files['symbol'])
-    except mx.base.MXNetError:
-        raise UsageError('%s cannot be read: not an MXNet symbol file' % files['symbol'])
+    sym = load_symbol(prefix)
     arg_params, aux_params = _load_params(files['params'])
     sym = graph.inference_symbol(sym)
     meta = _preprocessing(read_metadata(prefix), preprocess, files['metadata'],

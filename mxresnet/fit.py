@@ -17,7 +17,7 @@ import numpy as np
 
 import symbols
 
-from . import checkpoint, flags, graph, runtime
+from . import checkpoint, finetune, flags, graph, runtime
 from .data import SyntheticDataIter, check_dataset, check_labels, random_erasing, record_iter
 from .errors import NonFinite, UsageError
 from .log import JsonLog
@@ -238,6 +238,8 @@ class Trainer(object):
         # Every worker runs the same number of batches per epoch, whatever its shard holds,
         # so synchronous jobs cannot wait forever on a worker that ran out of data.
         self.epoch_size = max(args.num_examples // args.batch_size, 1)
+        self.pretrained = finetune.parse_pretrained(args)
+        self.frozen = finetune.frozen_names(symbol, args.freeze_stages)
         if pick_engine:
             runtime.use_naive_engine(args.gpus, args.kv_store)
 
@@ -248,7 +250,8 @@ class Trainer(object):
         return checkpoint.metadata(
             args.network, args.num_layers, flags.network_options(args), self.image_shape,
             mean, std, args.num_classes, preset=args.preset, model=args.model_name,
-            synset=args.synset_names, resize=args.resize)
+            synset=args.synset_names, resize=args.resize,
+            pretrained='%s:%d' % self.pretrained if self.pretrained else None)
 
     # -- data ---------------------------------------------------------------
     def train_iter(self, epoch):
@@ -299,7 +302,8 @@ class Trainer(object):
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args
         module = mx.mod.Module(graph.training_graph(self.symbol, args.residual_sum,
-                                                    args.global_pool), context=self.contexts)
+                                                    args.global_pool), context=self.contexts,
+                               fixed_param_names=self.frozen)
         # MXNet reads these when binding and when creating the optimizer's kvstore.
         mirror = {'MXNET_BACKWARD_DO_MIRROR': '1'} if args.memonger else {}
         # Synchronous workers apply the summed gradients themselves, so rank 0 holds the
@@ -313,8 +317,11 @@ class Trainer(object):
             module.install_monitor(mx.mon.Monitor(args.monitor, pattern='.*'))
         mx.random.seed(args.seed)
         np.random.seed(args.seed)
+        # Missing only when fine-tuning (the new classifier) or starting fresh: a resumed
+        # checkpoint has every parameter (check_loaded_shapes).
         module.init_params(initializer(args.initializer), arg_params=arg_params,
-                           aux_params=aux_params, allow_missing=arg_params is None)
+                           aux_params=aux_params,
+                           allow_missing=args.load_epoch is None)
         optimizer_params = {'learning_rate': args.lr, 'wd': args.wd,
                             'lr_scheduler': lr_scheduler(args, self.epoch_size),
                             'begin_num_update': begin_num_update,
@@ -329,6 +336,14 @@ class Trainer(object):
             optimizer = mx.optimizer.create(args.optimizer, **optimizer_params)
         except (ValueError, KeyError, TypeError) as err:
             raise UsageError('--optimizer %s: %s' % (args.optimizer, err))
+        if args.backbone_lr_mult != 1:
+            head = finetune.classifier_names(self.symbol, args.layer_before_fullc)
+            backbone = [name for name in self.param_shapes() if name not in head and
+                        name in self.symbol.list_arguments()]
+            optimizer.set_lr_mult({name: args.backbone_lr_mult for name in backbone})
+            logging.info('Learning rate x%g for %d backbone parameters; the classifier (%s) '
+                         'keeps the full rate', args.backbone_lr_mult, len(backbone),
+                         ', '.join(head))
         with warnings.catch_warnings(), runtime.environment(**update_locally):
             # rescale_grad above is deliberate (loss scale, workers), not Module's default
             warnings.filterwarnings('ignore', message='Optimizer created manually')
@@ -339,16 +354,21 @@ class Trainer(object):
         scheduler = lr_scheduler(self.args, self.epoch_size)
         return scheduler(num_update) if scheduler else self.args.lr
 
+    def param_shapes(self):
+        """{name: shape} of the network's parameters and auxiliary states."""
+        per_worker = self.args.batch_size // self.num_workers
+        arg_shapes, _, aux_shapes = self.symbol.infer_shape(
+            data=(per_worker,) + self.image_shape, softmax_label=(per_worker,))
+        shapes = dict(zip(self.symbol.list_arguments(), arg_shapes))
+        shapes.update(zip(self.symbol.list_auxiliary_states(), aux_shapes))
+        del shapes['data'], shapes['softmax_label']
+        return shapes
+
     def check_loaded_shapes(self, arg_params, aux_params):
         """UsageError naming the first parameter that the network these flags build lacks in
         the checkpoint to resume, or has in another shape (another class count, depth or
         width)."""
-        per_worker = self.args.batch_size // self.num_workers
-        arg_shapes, _, aux_shapes = self.symbol.infer_shape(
-            data=(per_worker,) + self.image_shape, softmax_label=(per_worker,))
-        expected = dict(zip(self.symbol.list_arguments(), arg_shapes))
-        expected.update(zip(self.symbol.list_auxiliary_states(), aux_shapes))
-        del expected['data'], expected['softmax_label']
+        expected = self.param_shapes()
         loaded = dict(arg_params, **aux_params)
         problem = None
         for name in sorted(expected):
@@ -404,9 +424,11 @@ class Trainer(object):
         folder that has an earlier run's log or checkpoints."""
         args = self.args
         resumed = args.load_epoch is not None
-        number, earlier = self.log.start_run(begin_epoch, resumed, begin_batch=begin_batch,
-                                             network=args.network, num_layers=args.num_layers,
-                                             model_prefix=args.model_prefix)
+        number, earlier = self.log.start_run(
+            begin_epoch, resumed, begin_batch=begin_batch, network=args.network,
+            num_layers=args.num_layers, model_prefix=args.model_prefix,
+            pretrained='%s:%d' % self.pretrained if self.pretrained else None,
+            freeze_stages=args.freeze_stages, backbone_lr_mult=args.backbone_lr_mult)
         if self.rank != 0 or resumed:
             return
         found = sorted(checkpoint.available(args.model_prefix)) if args.model_prefix else []
@@ -435,6 +457,12 @@ class Trainer(object):
                                                                        args.load_epoch)
             begin_epoch, begin_batch = progress['epoch'], progress['batch']
             self.check_loaded_shapes(arg_params, aux_params)
+        elif self.pretrained:
+            arg_params, aux_params, _ = finetune.transfer(
+                self.pretrained, self.symbol, self.param_shapes(), args.layer_before_fullc)
+        if self.frozen:
+            logging.info('Fixed: %d parameters, the stem and stages 1 to %d (%s ... %s)',
+                         len(self.frozen), args.freeze_stages, self.frozen[0], self.frozen[-1])
         if begin_epoch >= args.num_epochs:
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))

@@ -4,8 +4,10 @@ turn flag values into Python values (each raises UsageError naming the flag and 
 Flags keep the names and meaning of MXNet's example `fit.py` and `data.py`. Flags that a
 preset may set default to None in the parser and their help shows the real defaults;
 `apply_presets` fills them in this order of precedence: an explicit flag, then the named
-model (`--model`: network, depth, options), then the dataset preset, then the named model's
-input shape and classes, then the `--aug-level` preset, then the base default. (In MXNet
+model (`--model`: network, depth, options), then the pretrained checkpoint (`--pretrained`:
+network, depth, options, normalisation), then the dataset preset, then the named model's
+input shape and classes, then the pretrained checkpoint's, then the `--aug-level` preset,
+then the base default. (In MXNet
 1.9.1's example the ImageNet augmentation level is set after parsing and so never applies;
 here it always does.)
 """
@@ -277,7 +279,31 @@ def add_fit_args(parser):
     train.add_argument('--log-file', type=str,
                        help='JSON-lines log; default: <model-prefix>-log.jsonl, none with an '
                             'empty prefix')
+    add_finetune_args(parser)
     return train
+
+
+def add_finetune_args(parser):
+    tune = parser.add_argument_group(
+        'Fine-tuning', 'start from a pretrained checkpoint (docs/training.md, "Fine-tuning")')
+    tune.add_argument('--pretrained', metavar='PREFIX[:EPOCH]',
+                      help='load the parameters of this checkpoint whose names and shapes '
+                           'match (default epoch: its last); a new classifier when the class '
+                           'count differs. Its network, depth, options and normalisation '
+                           'are the defaults')
+    tune.add_argument('--pretrained-model', metavar='PREFIX',
+                      help="MXNet fine-tune.py's name: --pretrained PREFIX")
+    tune.add_argument('--pretrained-epoch', type=int, metavar='N',
+                      help="MXNet fine-tune.py's name: the EPOCH of --pretrained-model")
+    tune.add_argument('--layer-before-fullc', metavar='NAME',
+                      help='always re-initialise the parameters of the layers after this one '
+                           "(MXNet fine-tune.py's flag); default: the last fully connected "
+                           'layer is new only when its shape differs')
+    tune.add_argument('--freeze-stages', type=int, default=0, metavar='K',
+                      help='keep the stem and stages 1..K fixed (0: none)')
+    tune.add_argument('--backbone-lr-mult', type=float, default=1.0, metavar='X',
+                      help='learning-rate multiplier of every parameter but the classifier')
+    return tune
 
 
 def add_network_args(parser):
@@ -403,10 +429,18 @@ def apply_presets(args):
     if model is not None:
         shape_and_classes = {'image_shape': ','.join(map(str, model.image_shape)),
                              'num_classes': model.num_classes}
+    pretrained, pretrained_options, pretrained_shape = ({}, {}, {})
+    if getattr(args, 'pretrained', None) or getattr(args, 'pretrained_model', None):
+        from .finetune import pretrained_defaults
+        pretrained, pretrained_options, pretrained_shape = pretrained_defaults(args)
+        for flag, option in NETWORK_FLAGS.items():
+            if option in pretrained_options and getattr(args, flag) is None:
+                setattr(args, flag, pretrained_options[option])
     dataset = DATASET_PRESETS.get(args.preset, {})
     if args.aug_level is None:
         args.aug_level = dataset.get('aug_level', BASE_DEFAULTS['aug_level'])
-    layers = [named, dataset, shape_and_classes, AUG_LEVELS[args.aug_level], BASE_DEFAULTS]
+    layers = [named, pretrained, dataset, shape_and_classes, pretrained_shape,
+              AUG_LEVELS[args.aug_level], BASE_DEFAULTS]
     for key in BASE_DEFAULTS:
         if getattr(args, key, None) is None:
             setattr(args, key, next(layer[key] for layer in layers if key in layer))
@@ -427,6 +461,7 @@ NUMBER_RANGES = {
     'loss_scale': (0, None, False), 'label_smoothing': (0, 1, True),
     'random_erasing': (0, 1, True), 'data_nthreads': (1, None, True),
     'resize': (0, None, True), 'data_check': (0, None, True),
+    'freeze_stages': (0, None, True), 'backbone_lr_mult': (0, None, True),
 }
 
 

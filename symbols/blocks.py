@@ -226,7 +226,7 @@ def classifier(body, num_classes, dtype):
     """Global average pool, fc1, a Cast back to float32 for float16 graphs, softmax."""
     # Although kernel is not used here when global_pool=True, the reference puts one.
     pool1 = mx.sym.Pooling(data=body, global_pool=True, kernel=(7, 7), pool_type='avg', name='pool1')
-    flat = mx.sym.Flatten(data=pool1)
+    flat = mx.sym.Flatten(data=pool1, name='flatten0')  # the name a fresh process gives it
     fc1 = mx.sym.FullyConnected(data=flat, num_hidden=num_classes, name='fc1')
     if dtype == 'float16':
         fc1 = mx.sym.Cast(data=fc1, dtype=np.float32)
