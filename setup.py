@@ -49,5 +49,5 @@ setup(
         'train-resnet=train_resnet:main',
     ] + ['resnet-%s=mxresnet.tools.%s:main' % (tool.replace('_', '-'), tool) for tool in (
         'model_stats', 'plot_curves', 'launch', 'im2rec', 'cifar2rec', 'mnist2rec', 'score',
-        'predict', 'benchmark', 'quantize', 'export')]},
+        'predict', 'benchmark', 'quantize', 'export', 'import_gluoncv')]},
 )

@@ -102,7 +102,8 @@ def paths(prefix, epoch):
 
 def metadata(network, num_layers, options, image_shape, mean, std, num_classes, preset=None,
              model=None, synset=None, resize=0, pretrained=None):
-    """The content of PREFIX-model.json (`pretrained`: where its weights started from)."""
+    """The content of PREFIX-model.json; `pretrained`: where its weights started from (a
+    checkpoint 'PREFIX:EPOCH' for a fine-tuned model, 'gluoncv:NAME' for imported ones)."""
     return {'format': METADATA_FORMAT, 'network': network, 'num_layers': int(num_layers),
             'model': model, 'options': dict(options), 'image_shape': list(image_shape),
             'mean': [float(v) for v in mean], 'std': [float(v) for v in std],
@@ -131,24 +132,32 @@ def remove_stale_temporaries(prefix):
 
 def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True):
     """Write checkpoint `epoch` of `module`; `progress` says where training stands."""
+    # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
+    # moving statistics is not ordered before get_params' copy (they would lag a batch).
+    mx.nd.waitall()
+    arg_params, aux_params = module.get_params()
+    return write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadata,
+                 module.save_optimizer_states if save_states else None)
+
+
+def write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadata,
+          write_states=None):
+    """Write checkpoint `epoch` from parameter dicts; `write_states(path)` writes the
+    optimizer state (None: the checkpoint has none, and its progress says so)."""
     files = paths(prefix, epoch)
     if os.path.exists(files['progress']):  # the commit marker: gone until the new one is whole
         os.remove(files['progress'])
     for path in remove_stale_temporaries(prefix):
         logging.warning('Removed %s, left by a process that was stopped while writing it', path)
-    # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
-    # moving statistics is not ordered before get_params' copy (they would lag a batch).
-    mx.nd.waitall()
-    arg_params, aux_params = module.get_params()
     params = {'arg:%s' % k: v for k, v in arg_params.items()}
     params.update({'aux:%s' % k: v for k, v in aux_params.items()})
     try:
         atomic_write(files['symbol'], symbol.save)
         write_json(files['metadata'], model_metadata)
         atomic_write(files['params'], lambda tmp: mx.nd.save(tmp, params))
-        if save_states:
-            atomic_write(files['states'], module.save_optimizer_states)
-        write_json(files['progress'], dict(progress, has_states=bool(save_states)))
+        if write_states is not None:
+            atomic_write(files['states'], write_states)
+        write_json(files['progress'], dict(progress, has_states=write_states is not None))
     except UsageError as err:
         raise UsageError('%s: checkpoint %d is not saved (the complete ones before it are '
                          'intact)' % (err, epoch))

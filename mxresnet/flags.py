@@ -444,6 +444,14 @@ def apply_presets(args):
     for key in BASE_DEFAULTS:
         if getattr(args, key, None) is None:
             setattr(args, key, next(layer[key] for layer in layers if key in layer))
+    # The pretrained network's options that no flag sets (an imported gluon-cv model's
+    # BatchNorm epsilon, say) come with it, unless another network is asked for.
+    args.inherited_options = {}
+    if pretrained and args.network == pretrained['network']:
+        flagged = set(NETWORK_FLAGS.values()) | {'dtype'}
+        args.inherited_options = {k: v for k, v in pretrained_options.items()
+                                  if k not in flagged and
+                                  k in symbols.network_options(args.network)}
     if not args.data_train and not args.benchmark:
         args.data_train = BUNDLED_DATA['data_train']
         if not args.data_val:
@@ -483,9 +491,9 @@ def check_numbers(args):
 
 
 def network_options(args):
-    """Options for symbols.get_symbol: dtype plus every network flag that is set (zeros
-    included)."""
-    options = {'dtype': args.dtype}
+    """Options for symbols.get_symbol: dtype, the options the pretrained network brings
+    (`apply_presets`), and every network flag that is set (zeros included)."""
+    options = dict(getattr(args, 'inherited_options', None) or {}, dtype=args.dtype)
     for flag, option in NETWORK_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:

@@ -16,11 +16,15 @@ from .models import MODELS, ModelConfig
 _COMMON = ('conv_workspace', 'dtype', 'bn_mom', 'memonger')
 
 # name -> (get_symbol, the options that network takes besides the common three)
+# The options after act_type build the variants of gluon-cv's model zoo (symbols/blocks.py).
+_POST_ACTIVATION = ('stride_in_1x1', 'data_bn', 'bn_eps', 'stem_act', 'bottleneck_bias')
 _REGISTRY = {
-    'resnet': (resnet.get_symbol, _COMMON + ('act_type',)),
-    'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type')),
-    'plain': (resnet_v1.get_plain_symbol, _COMMON + ('act_type',)),
-    'resnext': (resnext.get_symbol, _COMMON + ('num_group', 'bottleneck_width', 'act_type')),
+    'resnet': (resnet.get_symbol, _COMMON + ('act_type', 'bn_eps', 'exact_dim_match',
+                                             'preact_shortcut', 'cifar_max_height')),
+    'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type') + _POST_ACTIVATION),
+    'plain': (resnet_v1.get_plain_symbol, _COMMON + ('act_type',) + _POST_ACTIVATION),
+    'resnext': (resnext.get_symbol, _COMMON + ('num_group', 'bottleneck_width', 'act_type',
+                                               'data_bn', 'bn_eps')),
 }
 
 

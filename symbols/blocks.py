@@ -144,6 +144,47 @@ def check_positive_int(option, value):
     return int(value)
 
 
+# Options for the variants of gluon-cv's model zoo, whose weights mxresnet/gluoncv_import.py
+# maps onto our graphs; each defaults to the reference graph (as torchvision's "V1.5" note
+# marks its own variant):
+# - bn_eps (every network): the epsilon of every BatchNorm; gluon-cv's is Gluon's 1e-5.
+# - data_bn (resnet-v1, plain, resnext): False leaves out bn_data; gluon-cv's post-activation
+#   nets feed the normalised input straight to conv0.
+# - stride_in_1x1 (resnet-v1, plain): False moves a bottleneck's stride from its first 1x1 to
+#   its 3x3 (gluon-cv's resnetN_v1b, torchvision's "V1.5").
+# - bottleneck_bias (resnet-v1, plain): biases on a bottleneck's two 1x1 convolutions
+#   (gluon-cv's resnetN_v1 from 50 layers, whose Conv2D there keep Gluon's use_bias=True).
+# - stem_act (resnet-v1, plain): False leaves out relu0 after the stem's bn0 (gluon-cv's
+#   cifar_resnetN_v1).
+# - exact_dim_match (resnet): a stage's first unit that keeps the shape (stage 1 of the
+#   basic-unit nets) gets an identity shortcut, as in gluon-cv's v2 nets; the reference
+#   projects there.
+# - preact_shortcut (resnet): False makes a projection shortcut take the unit's input as it
+#   came, not the pre-activated one (gluon-cv's cifar_resnetN_v2).
+# - cifar_max_height (resnet): the CIFAR layout up to 32 px of height, not the reference's
+#   28 (gluon-cv's cifar_resnetN_v2 take 32x32 inputs).
+def check_bool(option, value):
+    """ValueError naming `option` unless `value` is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError('%s=%r is not valid: expected True or False' % (option, value))
+    return bool(value)
+
+
+# BatchNorm's epsilon: the references' 2e-5 by default. MXNet's cuDNN BatchNorm refuses
+# less than 1e-5 (CUDNN_BN_MIN_EPSILON).
+BN_EPS = 2e-5
+MIN_BN_EPS = 1e-5
+
+
+def check_bn_eps(value):
+    """ValueError unless `value` is a number of at least MIN_BN_EPS; returns it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not value >= MIN_BN_EPS:
+        raise ValueError('bn_eps=%r is not valid: expected a number of at least %g (the '
+                         'smallest epsilon cuDNN takes)' % (value, MIN_BN_EPS))
+    return float(value)
+
+
 def check_common_args(num_classes, dtype):
     """Validate the arguments every network shares."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
@@ -185,20 +226,23 @@ def activation(data, act_type, name):
     return mx.sym.LeakyReLU(data=data, act_type=act_type, slope=slope, name=name)
 
 
-def stem(data, num_filter, height, bn_mom, workspace, act_type='relu', small_bn_act=False):
+def stem(data, num_filter, height, bn_mom, workspace, act_type='relu', small_bn_act=False,
+         bn_eps=BN_EPS, stem_act=True):
     """conv0: 3x3 stride 1 for inputs up to 32 px (then bn0 and relu0 if `small_bn_act`);
-    else 7x7/2, bn0, relu0 and a 3x3/2 max pool."""
+    else 7x7/2, bn0, relu0 and a 3x3/2 max pool. `stem_act=False` leaves out relu0."""
     if height <= 32:
         body = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(3, 3), stride=(1, 1),
                                   pad=(1, 1), no_bias=True, name='conv0', workspace=workspace)
         if not small_bn_act:
             return body
-        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn0')
-        return activation(body, act_type, 'relu0')
+        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=bn_eps, momentum=bn_mom,
+                                name='bn0')
+        return activation(body, act_type, 'relu0') if stem_act else body
     body = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(7, 7), stride=(2, 2),
                               pad=(3, 3), no_bias=True, name='conv0', workspace=workspace)
-    body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name='bn0')
-    body = activation(body, act_type, 'relu0')
+    body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=bn_eps, momentum=bn_mom, name='bn0')
+    if stem_act:
+        body = activation(body, act_type, 'relu0')
     return mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type='max')
 
 

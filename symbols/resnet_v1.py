@@ -15,22 +15,27 @@ from fractions import Fraction
 
 import mxnet as mx
 
-from .blocks import (ACT_TYPES, BASIC_CIFAR_DEPTHS_TEXT, activation, basic_cifar_spec,
-                     check_choice, check_common_args, classifier, depth_spec, input_layer,
-                     mark_mirror_stage, parse_image_shape, residual_stages, stem)
+from .blocks import (ACT_TYPES, BASIC_CIFAR_DEPTHS_TEXT, BN_EPS, activation, basic_cifar_spec,
+                     check_bn_eps, check_bool, check_choice, check_common_args, classifier,
+                     depth_spec, input_layer, mark_mirror_stage, parse_image_shape,
+                     residual_stages, stem)
 
 SHORTCUTS = ('A', 'B', 'C')
 PAPER = 'paper'  # the paper's choice of shortcut option for a layout
 CIFAR_MAX_HEIGHT = 32
 
 
-def _conv_bn(data, num_filter, kernel, stride, pad, name, bn_name, bn_mom, workspace, **groups):
+def _conv_bn(data, num_filter, kernel, stride, pad, name, bn_name, bn_mom, workspace, bn_eps,
+             bias=False, **groups):
     conv = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=kernel, stride=stride,
-                              pad=pad, no_bias=True, workspace=workspace, name=name, **groups)
-    return mx.sym.BatchNorm(data=conv, fix_gamma=False, eps=2e-5, momentum=bn_mom, name=bn_name)
+                              pad=pad, no_bias=not bias, workspace=workspace, name=name,
+                              **groups)
+    return mx.sym.BatchNorm(data=conv, fix_gamma=False, eps=bn_eps, momentum=bn_mom,
+                            name=bn_name)
 
 
-def _shortcut(data, body, num_filter, stride, dim_match, name, shortcut, bn_mom, workspace):
+def _shortcut(data, body, num_filter, stride, dim_match, name, shortcut, bn_mom, workspace,
+              bn_eps):
     """The shortcut branch of a unit whose residual branch is `body`."""
     if dim_match and shortcut != 'C':
         return data
@@ -44,33 +49,34 @@ def _shortcut(data, body, num_filter, stride, dim_match, name, shortcut, bn_mom,
         return mx.sym.slice_like(padded, body, axes=(1,), name=name + '_sc')
     conv = mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(1, 1), stride=stride,
                               no_bias=True, workspace=workspace, name=name + '_sc')
-    return mx.sym.BatchNorm(data=conv, fix_gamma=False, eps=2e-5, momentum=bn_mom,
+    return mx.sym.BatchNorm(data=conv, fix_gamma=False, eps=bn_eps, momentum=bn_mom,
                             name=name + '_sc_bn')
 
 
 def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, width_ratio=0.25,
                   num_group=1, stride_in_1x1=True, shortcut='B', act_type='relu', bn_mom=0.9,
-                  workspace=256, memonger=False):
+                  workspace=256, memonger=False, bn_eps=BN_EPS, bottleneck_bias=False):
     """One post-activation unit (a plain one with `shortcut=None`).
 
     bottle_neck: 1x1 (int(num_filter * width_ratio)), 3x3 with `num_group` groups, 1x1
     (num_filter); the stride sits on the first 1x1 if `stride_in_1x1` (the 2015 paper),
-    else on the 3x3 (ResNeXt, fb.resnet.torch). Otherwise two 3x3 convolutions.
+    else on the 3x3 (ResNeXt, fb.resnet.torch); `bottleneck_bias` gives both 1x1
+    convolutions a bias. Otherwise two 3x3 convolutions.
     `memonger` tags the shortcut (the unit's input in a plain unit) with mirror_stage.
     """
     def act(body, suffix):
         return activation(body, act_type, name + '_relu' + suffix)
 
-    args = dict(bn_mom=bn_mom, workspace=workspace)
+    args = dict(bn_mom=bn_mom, workspace=workspace, bn_eps=bn_eps)
     if bottle_neck:
         width = int(num_filter * width_ratio)
         stride1, stride2 = (stride, (1, 1)) if stride_in_1x1 else ((1, 1), stride)
         body = act(_conv_bn(data, width, (1, 1), stride1, (0, 0), name + '_conv1',
-                            name + '_bn1', **args), '1')
+                            name + '_bn1', bias=bottleneck_bias, **args), '1')
         body = act(_conv_bn(body, width, (3, 3), stride2, (1, 1), name + '_conv2',
                             name + '_bn2', num_group=num_group, **args), '2')
         body = _conv_bn(body, num_filter, (1, 1), (1, 1), (0, 0), name + '_conv3',
-                        name + '_bn3', **args)
+                        name + '_bn3', bias=bottleneck_bias, **args)
     else:
         body = act(_conv_bn(data, num_filter, (3, 3), stride, (1, 1), name + '_conv1',
                             name + '_bn1', **args), '1')
@@ -85,57 +91,80 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, w
 
 def post_activation_net(spec, num_classes, image_shape, shortcut, exact_dim_match=True,
                         small_bn_act=True, bn_mom=0.9, workspace=256, dtype='float32',
-                        act_type='relu', memonger=False, **unit_kwargs):
+                        act_type='relu', memonger=False, data_bn=True, bn_eps=BN_EPS,
+                        stem_act=True, **unit_kwargs):
     """data, bn_data, stem, the stages of `spec` built from `residual_unit`, classifier.
 
     exact_dim_match: a stage's first unit that keeps the shape gets an identity shortcut
     (the paper); False projects there too (MXNet's resnext). small_bn_act: bn0 and relu0
-    after the 3x3 stem (the paper; MXNet's resnext has a bare conv0).
+    after the 3x3 stem (the paper; MXNet's resnext has a bare conv0); `stem_act=False`
+    leaves out relu0. `data_bn=False` leaves out bn_data; `bn_eps` is every BatchNorm's
+    epsilon.
     Deliberate deviation: the input goes through `bn_data` (a BatchNorm with fixed gamma,
     3 learned betas), as in the MXNet references, instead of the paper's mean subtraction.
     """
     data = input_layer(dtype)
-    data = mx.sym.BatchNorm(data=data, fix_gamma=True, eps=2e-5, momentum=bn_mom, name='bn_data')
+    if data_bn:
+        data = mx.sym.BatchNorm(data=data, fix_gamma=True, eps=bn_eps, momentum=bn_mom,
+                                name='bn_data')
     body = stem(data, spec.filter_list[0], image_shape[1], bn_mom, workspace, act_type,
-                small_bn_act)
+                small_bn_act, bn_eps, stem_act)
     body = residual_stages(body, spec.units, spec.filter_list, residual_unit,
                            exact_dim_match=exact_dim_match, bottle_neck=spec.bottle_neck,
                            shortcut=shortcut, act_type=act_type, bn_mom=bn_mom,
-                           workspace=workspace, memonger=memonger, **unit_kwargs)
+                           workspace=workspace, memonger=memonger, bn_eps=bn_eps,
+                           **unit_kwargs)
     return classifier(body, num_classes, dtype)
 
 
 def _build(network, num_classes, num_layers, image_shape, shortcut, act_type, conv_workspace,
-           dtype, bn_mom, memonger):
+           dtype, bn_mom, memonger, variant):
     check_common_args(num_classes, dtype)
     check_choice('act_type', act_type, ACT_TYPES)
+    for option in ('stride_in_1x1', 'data_bn', 'stem_act', 'bottleneck_bias'):
+        check_bool(option, variant[option])
+    bn_eps = check_bn_eps(variant['bn_eps'])
     image_shape = parse_image_shape(image_shape)
     spec = depth_spec(network, num_layers, image_shape, CIFAR_MAX_HEIGHT, basic_cifar_spec,
                       BASIC_CIFAR_DEPTHS_TEXT)
     if shortcut == PAPER:
         shortcut = 'B' if image_shape[1] > CIFAR_MAX_HEIGHT else 'A'
-    # The 2015 paper strides the bottleneck's first 1x1 (torchvision's "V1.5" moves it to the 3x3).
+    # The 2015 paper strides the bottleneck's first 1x1 (torchvision's "V1.5" moves it to the
+    # 3x3: stride_in_1x1=False, as gluon-cv's v1b).
     return post_activation_net(spec, num_classes, image_shape, shortcut, bn_mom=bn_mom,
                                workspace=conv_workspace, dtype=dtype, act_type=act_type,
-                               memonger=memonger, stride_in_1x1=True, width_ratio=Fraction(1, 4))
+                               memonger=memonger, data_bn=variant['data_bn'], bn_eps=bn_eps,
+                               stem_act=variant['stem_act'],
+                               stride_in_1x1=variant['stride_in_1x1'],
+                               bottleneck_bias=variant['bottleneck_bias'],
+                               width_ratio=Fraction(1, 4))
 
 
 def get_symbol(num_classes, num_layers, image_shape, shortcut=None, act_type='relu',
-               conv_workspace=256, dtype='float32', bn_mom=0.9, memonger=False):
+               conv_workspace=256, dtype='float32', bn_mom=0.9, memonger=False,
+               stride_in_1x1=True, data_bn=True, bn_eps=BN_EPS, stem_act=True,
+               bottleneck_bias=False):
     """The 2015 ResNet for `image_shape` ('C,H,W').
 
     shortcut: 'A', 'B' or 'C'; None (the default) takes the paper's own choice,
-    A for the CIFAR networks and B for ImageNet.
+    A for the CIFAR networks and B for ImageNet. `stride_in_1x1`, `data_bn`, `bn_eps`,
+    `stem_act` and `bottleneck_bias` build gluon-cv's variants (blocks.py); their defaults
+    give the paper's graph.
     """
     if shortcut is not None:
         check_choice('shortcut', shortcut, SHORTCUTS)
     return _build('resnet-v1', num_classes, num_layers, image_shape,
                   PAPER if shortcut is None else shortcut, act_type, conv_workspace, dtype,
-                  bn_mom, memonger)
+                  bn_mom, memonger, dict(stride_in_1x1=stride_in_1x1, data_bn=data_bn,
+                                         bn_eps=bn_eps, stem_act=stem_act,
+                                         bottleneck_bias=bottleneck_bias))
 
 
 def get_plain_symbol(num_classes, num_layers, image_shape, act_type='relu', conv_workspace=256,
-                     dtype='float32', bn_mom=0.9, memonger=False):
+                     dtype='float32', bn_mom=0.9, memonger=False, stride_in_1x1=True,
+                     data_bn=True, bn_eps=BN_EPS, stem_act=True, bottleneck_bias=False):
     """The plain counterpart of `get_symbol`: the same layers, no shortcuts."""
     return _build('plain', num_classes, num_layers, image_shape, None, act_type,
-                  conv_workspace, dtype, bn_mom, memonger)
+                  conv_workspace, dtype, bn_mom, memonger,
+                  dict(stride_in_1x1=stride_in_1x1, data_bn=data_bn, bn_eps=bn_eps,
+                       stem_act=stem_act, bottleneck_bias=bottleneck_bias))

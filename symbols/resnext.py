@@ -9,8 +9,8 @@ at each stage, the paper's constant-complexity templates (1x64d, 2x40d, 4x24d, 8
 """
 from fractions import Fraction
 
-from .blocks import (ACT_TYPES, check_choice, check_common_args, check_positive_int, depth_spec,
-                     parse_image_shape)
+from .blocks import (ACT_TYPES, BN_EPS, check_bn_eps, check_bool, check_choice,
+                     check_common_args, check_positive_int, depth_spec, parse_image_shape)
 from .resnet_v1 import post_activation_net
 
 CIFAR_MAX_HEIGHT = 32
@@ -22,10 +22,14 @@ def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspac
 
     Deliberate deviation: `bottleneck_width`, `act_type`, `bn_mom` and `memonger` in kwargs
     are used (the reference drops them); other kwargs are ignored, as in the reference.
+    So are `data_bn` and `bn_eps`, for gluon-cv's ResNeXt (blocks.py); their defaults give
+    the reference graph.
     """
     check_common_args(num_classes, dtype)
     num_group = check_positive_int('num_group', num_group)
     act_type = check_choice('act_type', kwargs.get('act_type', 'relu'), ACT_TYPES)
+    data_bn = check_bool('data_bn', kwargs.get('data_bn', True))
+    bn_eps = check_bn_eps(kwargs.get('bn_eps', BN_EPS))
     image_shape = parse_image_shape(image_shape)
     spec = depth_spec('resnext', num_layers, image_shape, CIFAR_MAX_HEIGHT)
     width_ratio = 0.5
@@ -46,5 +50,7 @@ def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspac
                                exact_dim_match=False, small_bn_act=False,
                                bn_mom=kwargs.get('bn_mom', 0.9), workspace=conv_workspace,
                                dtype=dtype, act_type=act_type,
-                               memonger=kwargs.get('memonger', False), width_ratio=width_ratio,
-                               num_group=num_group, stride_in_1x1=False)
+                               memonger=kwargs.get('memonger', False),
+                               data_bn=data_bn, bn_eps=bn_eps,
+                               width_ratio=width_ratio, num_group=num_group,
+                               stride_in_1x1=False)
