@@ -44,13 +44,17 @@ def parse_pretrained(args):
 
 
 def pretrained_defaults(args):
-    """What the pretrained checkpoint's PREFIX-model.json says for the flags it can fill, as
-    (network layer, options, shape layer) for `flags.apply_presets`: the network layer
-    (network, depth, normalisation) and the network options come under the explicit flags
-    and the named model, the shape layer (input shape, classes) under the dataset preset.
-    Empty without --pretrained or metadata."""
-    source = parse_pretrained(args)
-    meta = checkpoint.read_metadata(source[0]) if source else None
+    """What the checkpoint a run starts from says in its PREFIX-model.json for the flags it
+    can fill, as (network layer, options, shape layer) for `flags.apply_presets`: the
+    network layer (network, depth, normalisation) and the network options come under the
+    explicit flags and the named model, the shape layer (input shape, classes) under the
+    dataset preset. The checkpoint: the run's own when it resumes (--load-epoch with an
+    explicit --model-prefix), else --pretrained's. Empty without either, or metadata."""
+    if args.load_epoch is not None and args.model_prefix:
+        meta = checkpoint.read_metadata(args.model_prefix)
+    else:
+        source = parse_pretrained(args)
+        meta = checkpoint.read_metadata(source[0]) if source else None
     if meta is None:
         return {}, {}, {}
     network = {'network': meta['network'], 'num_layers': meta['num_layers'],
@@ -83,23 +87,27 @@ def classifier_names(symbol, layer_before_fullc=None):
     return []
 
 
-def transfer(source, symbol, shapes, layer_before_fullc=None):
-    """(arg_params, aux_params) to start `symbol` from the pretrained checkpoint `source`
-    (prefix, epoch): every parameter and BatchNorm statistic whose name and shape match;
-    the classifier left out (fresh) when its shape differs or `layer_before_fullc` is given.
+def transfer(source, symbol, shapes, layer_before_fullc=None, synset=None):
+    """(arg_params, aux_params, re-initialised names) to start `symbol` from the pretrained
+    checkpoint `source` (prefix, epoch): every parameter and BatchNorm statistic whose name
+    and shape match. The classifier is left out (fresh) when its shape differs, when
+    `layer_before_fullc` is given, or when the class names `synset` of the new data and
+    those the checkpoint records are both known and differ (as many classes, other ones).
     `shapes`: {name: shape} of the symbol's parameters. Logs one line of what was loaded,
     re-initialised and ignored; UsageError for a mismatch outside the classifier."""
     prefix, epoch = source
     arg_params, aux_params = checkpoint.load_weights(prefix, epoch, '--pretrained')
     loaded = dict(arg_params, **aux_params)
     head = set(classifier_names(symbol, layer_before_fullc))
-    new_head = set(head) if layer_before_fullc else set()
+    meta = checkpoint.read_metadata(prefix)
+    other_classes = bool(synset and meta and meta.get('synset') and
+                         list(synset) != list(meta['synset']))
+    new_head = set(head) if layer_before_fullc or other_classes else set()
     own_head = set(classifier_names(checkpoint.load_symbol(prefix))) \
         if os.path.isfile(checkpoint.paths(prefix, 0)['symbol']) else set()
     extra = sorted(set(loaded) - set(shapes) - own_head)
     missing = sorted(name for name in shapes if name not in loaded and name not in head)
     if missing or extra:
-        meta = checkpoint.read_metadata(prefix)
         raise UsageError('--pretrained %s:%d %s: it is not a checkpoint of this network%s' % (
             prefix, epoch, 'has no %s' % missing[0] if missing else
             'has %d parameters this network lacks (%s ...)' % (len(extra), extra[0]),
@@ -120,8 +128,9 @@ def transfer(source, symbol, shapes, layer_before_fullc=None):
     arg_params = {k: v for k, v in arg_params.items() if k in shapes and k not in new_head}
     aux_params = {k: v for k, v in aux_params.items() if k in shapes and k not in new_head}
     logging.info('Pretrained %s-%04d: loaded %d parameters and %d BatchNorm statistics; '
-                 're-initialised %s; ignored %s', prefix, epoch, len(arg_params),
+                 're-initialised %s%s; ignored %s', prefix, epoch, len(arg_params),
                  len(aux_params), ', '.join(sorted(new_head)) or 'nothing',
+                 ' (other classes than the checkpoint\'s)' if other_classes else '',
                  ', '.join(ignored) or 'nothing')
     return arg_params, aux_params, sorted(new_head)
 

@@ -378,13 +378,16 @@ class Trainer(object):
                 problem = '%s has shape %s in the checkpoint but %s in the network of these ' \
                     'flags' % (name, tuple(loaded[name].shape), tuple(expected[name]))
             if problem:
-                meta = checkpoint.read_metadata(self.args.model_prefix)
+                args = self.args
+                meta = checkpoint.read_metadata(args.model_prefix)
+                trained = ' (%s: --network %s --num-layers %d --num-classes %d)' % (
+                    checkpoint.paths(args.model_prefix, 0)['metadata'], meta['network'],
+                    meta['num_layers'], meta['num_classes']) if meta else ''
                 raise UsageError('--load-epoch %d: %s: resume with the flags it was trained '
-                                 'with%s' % (self.args.load_epoch, problem, (
-                                     ' (%s: --network %s --num-layers %d --num-classes %d)'
-                                     % (checkpoint.paths(self.args.model_prefix, 0)['metadata'],
-                                        meta['network'], meta['num_layers'],
-                                        meta['num_classes'])) if meta else ''))
+                                 'with%s, or fine-tune it in a new run (--pretrained %s:%d '
+                                 'and another --model-prefix)' % (
+                                     args.load_epoch, problem, trained, args.model_prefix,
+                                     args.load_epoch))
 
     def can_save_states(self, module):
         # dist_async keeps the optimizer state on the servers, where a worker cannot read it.
@@ -459,7 +462,8 @@ class Trainer(object):
             self.check_loaded_shapes(arg_params, aux_params)
         elif self.pretrained:
             arg_params, aux_params, _ = finetune.transfer(
-                self.pretrained, self.symbol, self.param_shapes(), args.layer_before_fullc)
+                self.pretrained, self.symbol, self.param_shapes(), args.layer_before_fullc,
+                args.synset_names)
         if self.frozen:
             logging.info('Fixed: %d parameters, the stem and stages 1 to %d (%s ... %s)',
                          len(self.frozen), args.freeze_stages, self.frozen[0], self.frozen[-1])

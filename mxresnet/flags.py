@@ -4,10 +4,10 @@ turn flag values into Python values (each raises UsageError naming the flag and 
 Flags keep the names and meaning of MXNet's example `fit.py` and `data.py`. Flags that a
 preset may set default to None in the parser and their help shows the real defaults;
 `apply_presets` fills them in this order of precedence: an explicit flag, then the named
-model (`--model`: network, depth, options), then the pretrained checkpoint (`--pretrained`:
-network, depth, options, normalisation), then the dataset preset, then the named model's
-input shape and classes, then the pretrained checkpoint's, then the `--aug-level` preset,
-then the base default. (In MXNet
+model (`--model`: network, depth, options), then the checkpoint the run starts from (the
+one it resumes, or `--pretrained`: network, depth, options, normalisation), then the
+dataset preset, then the named model's input shape and classes, then that checkpoint's,
+then the `--aug-level` preset, then the base default. (In MXNet
 1.9.1's example the ImageNet augmentation level is set after parsing and so never applies;
 here it always does.)
 """
@@ -430,7 +430,8 @@ def apply_presets(args):
         shape_and_classes = {'image_shape': ','.join(map(str, model.image_shape)),
                              'num_classes': model.num_classes}
     pretrained, pretrained_options, pretrained_shape = ({}, {}, {})
-    if getattr(args, 'pretrained', None) or getattr(args, 'pretrained_model', None):
+    if getattr(args, 'pretrained', None) or getattr(args, 'pretrained_model', None) or (
+            getattr(args, 'load_epoch', None) is not None and getattr(args, 'model_prefix', None)):
         from .finetune import pretrained_defaults
         pretrained, pretrained_options, pretrained_shape = pretrained_defaults(args)
         for flag, option in NETWORK_FLAGS.items():

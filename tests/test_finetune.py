@@ -83,6 +83,13 @@ def test_transfer_loads_everything_but_the_new_classifier(pretrained):
     assert finetune.transfer(pretrained, same, same_shapes)[2] == []
     assert finetune.transfer(pretrained, same, same_shapes, 'flatten0')[2] == \
         ['fc1_bias', 'fc1_weight']
+    # As many classes but other ones (both synsets known): a new classifier too.
+    with open(SYNSET) as f:
+        names = [line.strip() for line in f if line.strip()]
+    assert finetune.transfer(pretrained, same, same_shapes, synset=names)[2] == []
+    digits = [str(d) for d in range(10)]
+    assert finetune.transfer(pretrained, same, same_shapes, synset=digits)[2] == \
+        ['fc1_bias', 'fc1_weight']
 
 
 def test_finetune_with_a_new_class_count(pretrained, five_classes, tmp_path):
@@ -116,8 +123,8 @@ def test_finetune_with_a_new_class_count(pretrained, five_classes, tmp_path):
         ('%s:%d' % pretrained, 0, 0.0)
 
 
-def test_fine_tuned_checkpoint_scores_predicts_and_exports_with_its_synset(pretrained, five_classes,
-                                                                   tmp_path, capsys):
+def test_fine_tuned_checkpoint_scores_predicts_and_exports_with_its_synset(
+        pretrained, five_classes, tmp_path, capsys):
     from tools import predict, score
     prefix = str(tmp_path / 'tuned')
     train_resnet.run(finetune_args(pretrained, five_classes, prefix, '--num-epochs', '1'))

@@ -347,3 +347,9 @@ def test_fine_tuning_a_converted_checkpoint_keeps_its_variant(files, tmp_path, c
         if key.startswith('arg:') and not key.startswith('arg:fc1'):
             assert np.array_equal(after[key].asnumpy(), value.asnumpy()), key
     assert after['arg:fc1_weight'].shape[0] == 5
+    # Resuming needs no --pretrained: the run's own metadata brings the variant back.
+    train_resnet.run(['--data-train', str(tmp_path / 'five.rec'), '--num-epochs', '2',
+                      '--batch-size', '16', '--data-nthreads', '1', '--model-prefix', tuned,
+                      '--load-epoch', '1'])
+    assert checkpoint.read_metadata(tuned)['options'] == meta['options']
+    assert os.path.isfile(tuned + '-0002.json')
