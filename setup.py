@@ -15,12 +15,19 @@ from setuptools import setup
 # after this package; its other dependencies are listed here.
 ONNX = ['onnx==1.14.1', 'protobuf>=3.20.2,<5', 'coloredlogs', 'flatbuffers', 'packaging',
         'sympy']
+# TensorBoard curves (train_resnet.py --tensorboard DIR): mxboard 0.1.0 imports only with
+# protobuf 3.20.3 or older ("Descriptors cannot be created directly" with protobuf 4), which
+# onnx 1.14.1 accepts too (>=3.20.2). tensorboard, to view the curves and for the tests'
+# reader, reads mxboard's files; 2.20.0 declares numpy>=1.12, so numpy stays below 1.24
+# (install_requires); the upper bound keeps a later release from asking for more.
+TENSORBOARD = ['mxboard==0.1.0', 'protobuf>=3.20.2,<=3.20.3', 'tensorboard>=2.14,<2.21']
 
 EXTRAS = {
     'cpu': ['mxnet==1.9.1'],
     'gpu': ['mxnet-cu112==1.9.1'],
     'onnx': ONNX,
-    'test': ['pytest>=7'] + ONNX,
+    'tensorboard': TENSORBOARD,
+    'test': ['pytest>=7'] + ONNX + TENSORBOARD,
     # experiments/finetune_digits.py: the handwritten digits inside the wheel
     'experiments': ['scikit-learn>=1.3,<1.4'],
 }

@@ -17,7 +17,7 @@ import numpy as np
 
 import symbols
 
-from . import checkpoint, finetune, flags, graph, runtime
+from . import checkpoint, finetune, flags, graph, runtime, tensorboard
 from .data import SyntheticDataIter, check_dataset, check_labels, random_erasing, record_iter
 from .errors import NonFinite, UsageError
 from .log import JsonLog
@@ -35,6 +35,9 @@ def configure(args):
     flags.check_numbers(args)
     if args.lr_step_epochs.strip():  # checked whatever the schedule
         flags.int_list(args.lr_step_epochs, '--lr-step-epochs', minimum=0)
+    if getattr(args, 'tensorboard_histograms', 0) and not getattr(args, 'tensorboard', None):
+        raise UsageError('--tensorboard-histograms %d needs --tensorboard DIR'
+                         % args.tensorboard_histograms)
     if args.network not in symbols.list_networks():
         raise UsageError('--network %r: choose one of %s'
                          % (args.network, ', '.join(symbols.list_networks())))
@@ -212,11 +215,14 @@ class Trainer(object):
             raise UsageError('--batch-size %d must divide evenly over %d workers x %d devices'
                              % (args.batch_size, self.num_workers, len(self.contexts)))
         if self.rank == 0:  # before any work: a folder that cannot be written fails now
+            if getattr(args, 'tensorboard', None):  # mxboard imports, DIR can be written
+                tensorboard.check(args.tensorboard)
             if args.model_prefix:
                 checkpoint.check_writable(args.model_prefix, '--model-prefix')
             if args.log_file:
                 checkpoint.check_writable(args.log_file, '--log-file')
         self.log = JsonLog(args.log_file if self.rank == 0 else None)
+        self.curves = tensorboard.NoCurves()  # run() opens the event file of --tensorboard
         self.data_idx = ''
         if not args.benchmark:
             per_worker = args.batch_size // self.num_workers
@@ -471,6 +477,23 @@ class Trainer(object):
             raise UsageError('--load-epoch %d: the run already has %d of --num-epochs %d'
                              % (args.load_epoch, begin_epoch, args.num_epochs))
         self.start_log(begin_epoch, begin_batch)
+        self.curves = tensorboard.open_curves(args, self.epoch_size, self.rank, begin_epoch,
+                                              begin_batch)
+        try:
+            return self.train_epochs(begin_epoch, begin_batch, arg_params, aux_params, states)
+        finally:  # after errors, Ctrl-C and SIGTERM too
+            self.curves.close()
+            self.curves = tensorboard.NoCurves()
+
+    def write_record(self, **record):
+        """A record of the JSON log, and its scalars in the TensorBoard event file."""
+        self.log.write(**record)
+        self.curves.write(record)
+
+    def train_epochs(self, begin_epoch, begin_batch, arg_params, aux_params, states):
+        """run()'s epochs, from batch `begin_batch` of epoch `begin_epoch`; returns the last
+        epoch's record."""
+        args = self.args
         per_worker = args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
                                    begin_epoch * self.epoch_size + begin_batch)
@@ -515,7 +538,8 @@ class Trainer(object):
                     record['params_sha1'] = params_digest(module)
                     logging.info('Epoch[%d] Worker %d of %d: parameters sha1 %s', epoch + 1,
                                  self.rank, self.num_workers, record['params_sha1'])
-                self.log.write(**record)
+                self.write_record(**record)
+                self.curves.histograms(module, epoch + 1)
                 if (epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs:
                     self.save(module, epoch + 1)
         except Interrupted as interrupt:
@@ -563,9 +587,9 @@ class Trainer(object):
                 logging.info('Epoch[%d] Batch [%d/%d] Speed: %.1f samples/sec ETA %s %s',
                              epoch + 1, nbatch + 1, self.epoch_size, speed,
                              format_seconds(eta), format_metrics(values))
-                self.log.write(event='batch', epoch=epoch + 1, batch=nbatch + 1,
-                               images_per_sec=speed, **{'train_' + k: v
-                                                        for k, v in values.items()})
+                self.write_record(event='batch', epoch=epoch + 1, batch=nbatch + 1,
+                                  images_per_sec=speed, **{'train_' + k: v
+                                                           for k, v in values.items()})
         elapsed = time.time() - start
         logging.info('Epoch[%d] Train %s Time %.1fs', epoch + 1,
                      format_metrics(metric_values(metric)), elapsed)

@@ -279,6 +279,13 @@ def add_fit_args(parser):
     train.add_argument('--log-file', type=str,
                        help='JSON-lines log; default: <model-prefix>-log.jsonl, none with an '
                             'empty prefix')
+    train.add_argument('--tensorboard', metavar='DIR',
+                       help='also write the curves of the log as TensorBoard event files in '
+                            'DIR (needs mxboard: pip install -e ".[tensorboard]"); view them '
+                            'with tensorboard --logdir DIR')
+    train.add_argument('--tensorboard-histograms', type=int, default=0, metavar='N',
+                       help='with --tensorboard: histograms of the weights and gradients '
+                            'every N epochs (0: none)')
     add_finetune_args(parser)
     return train
 
@@ -471,6 +478,7 @@ NUMBER_RANGES = {
     'random_erasing': (0, 1, True), 'data_nthreads': (1, None, True),
     'resize': (0, None, True), 'data_check': (0, None, True),
     'freeze_stages': (0, None, True), 'backbone_lr_mult': (0, None, True),
+    'tensorboard_histograms': (0, None, True),
 }
 
 
