@@ -36,9 +36,8 @@ def parse_pretrained(args):
     if epoch is None:
         found = sorted(checkpoint.available(prefix, complete=True))
         if not found:
-            raise UsageError('%s %s: no checkpoint with this prefix (expected %s)'
-                             % (flag, prefix, checkpoint.paths(prefix, 0)['params'].replace(
-                                 '0000', 'NNNN')))
+            raise UsageError('%s %s: no checkpoint with this prefix (expected %s-NNNN.params '
+                             'and its NNNN.json)' % (flag, prefix, prefix))
         epoch = found[-1]
     return prefix, int(epoch)
 

@@ -143,3 +143,48 @@ def test_a_finished_run_is_not_trained_again(experiment, capsys):
     write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.25), (0.2, 0.15)])
     assert experiment.train('plain-20', 2) == 0
     assert 'already trained' in capsys.readouterr().out
+
+
+@pytest.fixture
+def digits(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        'finetune_digits', os.path.join(ROOT, 'experiments', 'finetune_digits.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, 'RUNS_DIR', str(tmp_path / 'runs'))
+    monkeypatch.setattr(module, 'DOCS', str(tmp_path / 'docs'))
+    (tmp_path / 'docs').mkdir()
+    return module
+
+
+def test_digits_runs_differ_only_in_where_they_start(digits, monkeypatch):
+    commands = []
+    monkeypatch.setattr(digits, 'python',
+                        lambda script, *args: commands.append([str(a) for a in args]))
+    for name in digits.CONFIGS:
+        digits.train(name, 3, 0)
+    runs = dict(zip(digits.CONFIGS, commands))
+    assert flag(runs['scratch'], '--num-epochs') == '3'
+    assert flag(runs['scratch'], '--model-prefix') == digits.run_prefix('scratch', 3, 0)
+    same = lambda command: [a for a in command if '-3ep-seed0' not in a]  # noqa: E731
+    for name, command in runs.items():
+        if name == 'scratch':
+            assert '--pretrained' not in command
+            continue
+        prefix, epochs, _ = digits.PRETRAINED['60k' if '60k' in name else '10k']
+        assert flag(command, '--pretrained') == '%s:%d' % (prefix, epochs)
+        extra = same(command)[len(same(runs['scratch'])):]
+        assert same(command)[:len(same(runs['scratch']))] == same(runs['scratch'])
+        assert extra[:2] == ['--pretrained', '%s:%d' % (prefix, epochs)]
+    assert flag(runs['finetune-lr0.1'], '--backbone-lr-mult') == '0.1'
+    assert flag(runs['finetune-frozen2'], '--freeze-stages') == '2'
+
+
+def test_digits_page_rebuilds_from_the_archived_logs(digits):
+    """The committed docs/finetune-digits.md is what the archived logs give."""
+    digits.report()
+    with open(os.path.join(digits.DOCS, 'finetune-digits.md')) as f:
+        rebuilt = f.read()
+    with open(os.path.join(ROOT, 'docs', 'finetune-digits.md')) as f:
+        assert rebuilt == f.read()
+    assert os.path.isfile(os.path.join(digits.DOCS, 'finetune-digits.png'))
