@@ -256,14 +256,20 @@ def test_user_sitecustomize_still_runs(tmp_path, job_factory):
     job.assert_no_orphans()
 
 
-def test_launcher_killed_leaves_nothing(tmp_path, job_factory):
-    """SIGKILL of the launcher: PR_SET_PDEATHSIG takes its processes with it."""
+def sleeping_job(tmp_path, job_factory):
+    """A local job of 2 workers and 1 server of sleeping probes, once all 4 have started."""
     command, out = probe_command(tmp_path, 'sleep')
     job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'], command)
     deadline = time.time() + 30
     while len(list(out.iterdir())) < 4 and time.time() < deadline:
         time.sleep(0.1)
     assert len(list(out.iterdir())) == 4, job.text()
+    return job
+
+
+def test_launcher_killed_leaves_nothing(tmp_path, job_factory):
+    """SIGKILL of the launcher: PR_SET_PDEATHSIG takes its processes with it."""
+    job = sleeping_job(tmp_path, job_factory)
     # the launcher and its 4 processes: bash exec'd each command, no shell in between
     assert len(marked_pids(job.marker)) == 5
     job.proc.send_signal(signal.SIGKILL)
@@ -294,12 +300,7 @@ def test_worker_failure_after_kvstore_stops_the_job(tmp_path, job_factory, actio
 
 @pytest.mark.parametrize('signum, code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_stops_the_job(tmp_path, job_factory, signum, code):
-    command, out = probe_command(tmp_path, 'sleep')
-    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'], command)
-    deadline = time.time() + 30
-    while len(list(out.iterdir())) < 4 and time.time() < deadline:
-        time.sleep(0.1)
-    assert len(list(out.iterdir())) == 4, job.text()
+    job = sleeping_job(tmp_path, job_factory)
     os.killpg(job.proc.pid, signum) if signum == signal.SIGINT else job.proc.send_signal(signum)
     start = time.time()
     assert job.wait(40) == code, job.text()

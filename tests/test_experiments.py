@@ -8,15 +8,20 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def experiment(tmp_path, monkeypatch):
+def load_experiment(name, tmp_path, monkeypatch):
+    """experiments/NAME.py as a module, its runs and docs folders under tmp_path."""
     spec = importlib.util.spec_from_file_location(
-        'fashion_mnist', os.path.join(ROOT, 'experiments', 'fashion_mnist.py'))
+        name, os.path.join(ROOT, 'experiments', name + '.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, 'RUNS_DIR', str(tmp_path / 'runs'))
     monkeypatch.setattr(module, 'DOCS', str(tmp_path / 'docs'))
     return module
+
+
+@pytest.fixture
+def experiment(tmp_path, monkeypatch):
+    return load_experiment('fashion_mnist', tmp_path, monkeypatch)
 
 
 def flag(command, name):
@@ -147,14 +152,8 @@ def test_a_finished_run_is_not_trained_again(experiment, capsys):
 
 @pytest.fixture
 def digits(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        'finetune_digits', os.path.join(ROOT, 'experiments', 'finetune_digits.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, 'RUNS_DIR', str(tmp_path / 'runs'))
-    monkeypatch.setattr(module, 'DOCS', str(tmp_path / 'docs'))
     (tmp_path / 'docs').mkdir()
-    return module
+    return load_experiment('finetune_digits', tmp_path, monkeypatch)
 
 
 def test_digits_runs_differ_only_in_where_they_start(digits, monkeypatch):
