@@ -123,13 +123,16 @@ def transfer(source, symbol, shapes, layer_before_fullc=None, synset=None):
             raise UsageError('--pretrained %s:%d: %s has shape %s there but %s in this '
                              'network' % (prefix, epoch, name, tuple(loaded[name].shape),
                                           tuple(shapes[name])))
+    # Renewed for the class names alone: the classifier had the shape to be loaded.
+    renamed = other_classes and not layer_before_fullc and all(
+        name in loaded and tuple(loaded[name].shape) == tuple(shapes[name]) for name in head)
     ignored = sorted(set(loaded) - set(shapes))
     arg_params = {k: v for k, v in arg_params.items() if k in shapes and k not in new_head}
     aux_params = {k: v for k, v in aux_params.items() if k in shapes and k not in new_head}
     logging.info('Pretrained %s-%04d: loaded %d parameters and %d BatchNorm statistics; '
                  're-initialised %s%s; ignored %s', prefix, epoch, len(arg_params),
                  len(aux_params), ', '.join(sorted(new_head)) or 'nothing',
-                 ' (other classes than the checkpoint\'s)' if other_classes else '',
+                 ' (other classes than the checkpoint\'s)' if renamed else '',
                  ', '.join(ignored) or 'nothing')
     return arg_params, aux_params, sorted(new_head)
 
