@@ -114,9 +114,7 @@ ZOO = _zoo()
 
 def supported():
     """The zoo names `convert` takes, by family, then depth."""
-    def key(name):
-        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
-    return sorted(ZOO, key=key)
+    return symbols.by_family_and_depth(ZOO)
 
 
 def entry(name):

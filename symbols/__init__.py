@@ -56,12 +56,17 @@ def get_symbol(network, num_classes, num_layers, image_shape, **options):
                  **options)
 
 
+def by_family_and_depth(names):
+    """`names` sorted by family, then depth: resnet20 before resnet110."""
+    def key(name):
+        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
+    return sorted(names, key=key)
+
+
 def list_models():
     """Names accepted by `get_model` (and by `--model` in train_resnet.py), by family, then
     depth."""
-    def key(name):
-        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
-    return sorted(MODELS, key=key)
+    return by_family_and_depth(MODELS)
 
 
 def model_config(name):
