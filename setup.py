@@ -22,12 +22,17 @@ ONNX = ['onnx==1.14.1', 'protobuf>=3.20.2,<5', 'coloredlogs', 'flatbuffers', 'pa
 # (install_requires); the upper bound keeps a later release from asking for more.
 TENSORBOARD = ['mxboard==0.1.0', 'protobuf>=3.20.2,<=3.20.3', 'tensorboard>=2.14,<2.21']
 
+# Serving (tools/export.py --format mar writes the archive without it): Multi Model Server's
+# Python side; its frontend needs Java (checked with OpenJDK 17; Debian: default-jre-headless).
+SERVING = ['multi-model-server==1.1.11']
+
 EXTRAS = {
     'cpu': ['mxnet==1.9.1'],
     'gpu': ['mxnet-cu112==1.9.1'],
     'onnx': ONNX,
     'tensorboard': TENSORBOARD,
-    'test': ['pytest>=7'] + ONNX + TENSORBOARD,
+    'serving': SERVING,
+    'test': ['pytest>=7'] + ONNX + TENSORBOARD + SERVING,
     # experiments/finetune_digits.py: the handwritten digits inside the wheel
     'experiments': ['scikit-learn>=1.3,<1.4'],
 }

@@ -10,9 +10,14 @@ then looks its inputs up by position), so this also avoids that.
   `--static-batch`, output `softmax` (probabilities). Needs the `onnx` extra.
 - gluon: OUT-symbol.json and OUT-0000.params, loadable with
   `mx.gluon.SymbolBlock.imports('OUT-symbol.json', ['data'], 'OUT-0000.params')`.
+- mar: a Multi Model Server archive NAME.mar (the gluon files as model-*, serving.json and
+  the handler package of `serving`), served as NAME.
 """
 import json
 import os
+import re
+import tempfile
+import zipfile
 
 import mxnet as mx
 import numpy as np
@@ -83,3 +88,51 @@ def export_onnx(model, output, batch_size=1, dynamic=True):
     return output, write_preprocess(os.path.splitext(output)[0] + '-preprocess.json', model)
 
 
+
+
+MAR_HANDLER = 'mxresnet_serving.handler:handle'
+_MAR_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_\-.]*$')   # model-archiver's rule
+
+
+def mar_manifest(name):
+    """MAR-INF/MANIFEST.json of an archive of model `name`, as model-archiver writes it."""
+    return {'runtime': 'python', 'model': {'modelName': name, 'handler': MAR_HANDLER},
+            'engine': {'engineName': 'MXNet'}, 'modelServerVersion': '1.0',
+            'implementationVersion': '1.0', 'specificationVersion': '1.0'}
+
+
+def mar_name(output, top_k):
+    """The model name of archive `output` (NAME.mar); UsageError if it or `top_k` cannot
+    be used."""
+    name = os.path.basename(output)[:-len('.mar')] if output.endswith('.mar') else ''
+    if not _MAR_NAME.match(name):
+        raise UsageError('--output %s: a .mar archive is NAME.mar, NAME a letter or digit and '
+                         'then letters, digits, "_", "-" or "."' % output)
+    if top_k <= 0:
+        raise UsageError('--top-k %d: must be positive' % top_k)
+    return name
+
+
+def export_mar(model, output, top_k=5):
+    """Write the Multi Model Server archive `output` (NAME.mar, model NAME) whose handler
+    (`serving`) answers the `top_k` classes of an image; returns its path."""
+    name = mar_name(output, top_k)
+    here = os.path.dirname(os.path.abspath(__file__))
+    package = {'__init__.py': '"""The handler of an mxnet-resnet model archive."""\n'}
+    for module, archived in (('serving.py', 'handler.py'), ('images.py', 'images.py')):
+        with open(os.path.join(here, module)) as f:
+            package[archived] = f.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = export_gluon(model, os.path.join(tmp, 'model'))
+
+        def write(path):
+            with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
+                for path in files:
+                    archive.write(path, os.path.basename(path))
+                archive.writestr('serving.json', json.dumps({'top_k': top_k}))
+                for module, text in sorted(package.items()):
+                    archive.writestr('mxresnet_serving/' + module, text)
+                archive.writestr('MAR-INF/MANIFEST.json',
+                                 json.dumps(mar_manifest(name), indent=2))
+        checkpoint.atomic_write(output, write)
+    return output

@@ -8,8 +8,9 @@ import random
 
 from . import flags
 from .errors import UsageError
-from .recordio import (Progress, RecordWriter, decode_image, encode_image, ordered_map,
-                       pack_record, warn, write_names)
+from .images import decode_image
+from .recordio import (Progress, RecordWriter, encode_image, ordered_map, pack_record, warn,
+                       write_names)
 
 DEFAULT_SEED = 100  # the fixed seed of MXNet's im2rec.py, so default lists are identical
 

@@ -8,7 +8,6 @@ The preprocessing (input shape, mean, std) comes from the checkpoint's metadata
 import os
 import time
 
-import cv2
 import mxnet as mx
 import numpy as np
 
@@ -16,7 +15,8 @@ from . import flags
 from .checkpoint import atomic_write
 from .data import check_dataset, record_iter
 from .errors import UsageError
-from .recordio import decode_image, default_idx
+from .images import ImageError, preprocess
+from .recordio import default_idx
 from .runtime import environment
 
 
@@ -33,37 +33,20 @@ def val_iter(path, meta, batch_size, idx_path='', threads=2, flag='--data-val',
 
 
 def load_image(path, meta, resize=0):
-    """(C, H, W) float32 array of an image file as the validation iterator makes it: decoded
-    (gray for a 1-channel model, RGB for a 3-channel one), the shorter side resized to
-    `resize` if given (and, when the image is smaller than the input, up to the input size),
-    the centre cropped to the input size, then normalised with the metadata's mean and std.
-    `resize` defaults to the metadata's. UsageError naming the file if it cannot be used
-    (`recordio.decode_image`: truncated, a header claiming too many pixels, undecodable)."""
-    channels, height, width = meta['image_shape']
+    """(C, H, W) float32 array of an image file as the validation iterator makes it
+    (`images.preprocess` with the metadata's input shape, mean and std; `resize` defaults to
+    the metadata's). UsageError naming the file if it cannot be used."""
     if not os.path.isfile(path):
         raise UsageError('%s: no such file' % path)
-    # OpenCV's decoder, as mx.image.imread uses (gray or BGR turned RGB); imread itself
-    # reports a corrupt file asynchronously, where it cannot be caught per file.
+    # Read and decoded here rather than by mx.image.imread, which reports a corrupt file
+    # asynchronously, where it cannot be caught per file.
     with open(path, 'rb') as f:
         data = f.read()
-    decoded, why = decode_image(data, cv2.IMREAD_GRAYSCALE if channels == 1
-                                else cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise UsageError('%s: cannot decode the image: %s' % (path, why))
-    if channels == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    img = mx.nd.array(decoded.reshape(decoded.shape[0], decoded.shape[1], channels),
-                      dtype=np.uint8)
-    short = min(img.shape[0], img.shape[1])
-    target = resize or meta.get('resize') or 0
-    if short < max(height, width) and target < max(height, width):
-        target = max(height, width)
-    if target and target != short:
-        img = mx.image.resize_short(img, target)
-    img, _ = mx.image.center_crop(img, (width, height))
-    array = img.asnumpy().astype(np.float32).reshape(height, width, channels)
-    array = (array - np.array(meta['mean'], np.float32)) / np.array(meta['std'], np.float32)
-    return array.transpose(2, 0, 1)
+    try:
+        return preprocess(data, meta['image_shape'], meta['mean'], meta['std'],
+                          resize or meta.get('resize') or 0)
+    except ImageError as error:
+        raise UsageError('%s: cannot decode the image: %s' % (path, error))
 
 
 def bind_module(sym, arg_params, aux_params, data_shape, ctx=None, backend=None,

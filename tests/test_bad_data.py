@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from recio_helpers import assert_clean_error, run_cli
-from mxresnet import checkpoint, recordio
+from mxresnet import checkpoint, images, recordio
 from mxresnet import data as data_mod
 from mxresnet.errors import UsageError
 
@@ -70,9 +70,9 @@ def error_lines(stderr):
 # -- images -------------------------------------------------------------------------------
 def test_header_sizes_of_png_and_jpeg():
     img = photo(size=(37, 53))
-    assert recordio.header_size(png(img)) == (37, 53)
-    assert recordio.header_size(jpeg(img)) == (37, 53)
-    assert recordio.header_size(b'GIF89a....') is None
+    assert images.header_size(png(img)) == (37, 53)
+    assert images.header_size(jpeg(img)) == (37, 53)
+    assert images.header_size(b'GIF89a....') is None
 
 
 @pytest.mark.parametrize('data, why', [
@@ -83,16 +83,16 @@ def test_header_sizes_of_png_and_jpeg():
     (b'not an image at all' * 5, 'not a decodable image'),
 ])
 def test_unusable_images_say_why(data, why):
-    decoded, reason = recordio.decode_image(data)
+    decoded, reason = images.decode_image(data)
     assert decoded is None and why in reason
 
 
 def test_truncated_jpeg_is_caught_where_opencv_decodes_it_silently():
     data = jpeg(photo())[:-300]
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
-    assert recordio.image_problem(data).startswith('a truncated JPEG')
-    assert recordio.image_problem(jpeg(photo())) is None
-    assert recordio.image_problem(png(photo())) is None
+    assert images.image_problem(data).startswith('a truncated JPEG')
+    assert images.image_problem(jpeg(photo())) is None
+    assert images.image_problem(png(photo())) is None
 
 
 # -- the .rec and its index -----------------------------------------------------------------
