@@ -86,8 +86,10 @@ DEFAULT_PRESET = 'fashion-mnist'  # when no --data-train is given
 NETWORK_FLAGS = {
     'workspace': 'conv_workspace', 'bn_mom': 'bn_mom', 'memonger': 'memonger',
     'num_group': 'num_group', 'bottleneck_width': 'bottleneck_width',
-    'shortcut': 'shortcut', 'act_type': 'act_type',
+    'shortcut': 'shortcut', 'act_type': 'act_type', 'bn_position': 'bn_position',
+    'shortcut_bn': 'shortcut_bn',
 }
+BOOL_NETWORK_FLAGS = ('memonger', 'shortcut_bn')   # given as 0/1
 
 
 # -- parsers -------------------------------------------------------------------------------
@@ -319,6 +321,11 @@ def add_network_args(parser):
     net.add_argument('--num-group', type=int, help='ResNeXt cardinality')
     net.add_argument('--bottleneck-width', type=int, help='ResNeXt width per group (the d)')
     net.add_argument('--shortcut', choices=('A', 'B', 'C'), help='resnet-v1 shortcut option')
+    net.add_argument('--bn-position', choices=('branch', 'after_add'),
+                     help="resnet-v1: a unit's last BN ends its branch (the paper's reading) "
+                          "or follows the addition")
+    net.add_argument('--shortcut-bn', type=int, choices=(0, 1),
+                     help='resnet-v1: 0 leaves projection shortcuts without their BN')
     net.add_argument('--act-type', choices=('relu', 'prelu', 'leaky', 'elu'),
                      help='activation')
     net.add_argument('--bn-mom', type=float, help='BatchNorm momentum')
@@ -506,7 +513,7 @@ def network_options(args):
     for flag, option in NETWORK_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
-            options[option] = bool(value) if flag == 'memonger' else value
+            options[option] = bool(value) if flag in BOOL_NETWORK_FLAGS else value
     return options
 
 

@@ -21,7 +21,8 @@ _POST_ACTIVATION = ('stride_in_1x1', 'data_bn', 'bn_eps', 'stem_act', 'bottlenec
 _REGISTRY = {
     'resnet': (resnet.get_symbol, _COMMON + ('act_type', 'bn_eps', 'exact_dim_match',
                                              'preact_shortcut', 'cifar_max_height')),
-    'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type') + _POST_ACTIVATION),
+    'resnet-v1': (resnet_v1.get_symbol, _COMMON + ('shortcut', 'act_type') + _POST_ACTIVATION
+                  + ('bn_position', 'shortcut_bn')),
     'plain': (resnet_v1.get_plain_symbol, _COMMON + ('act_type',) + _POST_ACTIVATION),
     'resnext': (resnext.get_symbol, _COMMON + ('num_group', 'bottleneck_width', 'act_type',
                                                'data_bn', 'bn_eps')),

@@ -16,7 +16,9 @@ from mxresnet.stats import model_stats
 SMALL = {
     'resnet': [(20, '3,28,28', {}), (8, '1,28,28', {'act_type': 'prelu'})],
     'resnet-v1': [(20, '3,32,32', {}), (8, '1,28,28', {'shortcut': 'C'}),
-                  (8, '3,16,16', {'shortcut': 'B', 'act_type': 'prelu'})],
+                  (8, '3,16,16', {'shortcut': 'B', 'act_type': 'prelu'}),
+                  (8, '1,28,28', {'shortcut': 'B', 'bn_position': 'after_add',
+                                  'shortcut_bn': False})],
     'plain': [(20, '3,32,32', {}), (14, '3,28,28', {'act_type': 'elu'})],
     'resnext': [(20, '3,32,32', {}), (50, '3,64,64', {'num_group': 4, 'bottleneck_width': 4,
                                                       'act_type': 'leaky'})],
@@ -24,7 +26,7 @@ SMALL = {
 LARGE = {
     'resnet': [(164, '3,28,28', {}), (50, '3,224,224', {})],
     'resnet-v1': [(1202, '3,32,32', {}), (18, '3,224,224', {}), (50, '3,224,224', {'shortcut': 'A'}),
-                  (152, '3,224,224', {})],
+                  (152, '3,224,224', {}), (50, '3,224,224', {'bn_position': 'after_add'})],
     'plain': [(56, '3,32,32', {}), (34, '3,224,224', {}), (50, '3,160,160', {})],
     'resnext': [(164, '3,32,32', {}), (50, '3,224,224', {}), (101, '3,224,224', {'num_group': 64})],
 }
@@ -215,6 +217,56 @@ def test_plain_nets_have_no_adds_and_the_same_layers(case):
     assert arg_names(plain) == {n for n in arg_names(residual) if '_sc' not in n}
 
 
+def batchnorm_inputs(sym):
+    """{BatchNorm node name: (op, name) of the node it normalises}."""
+    nodes = json.loads(sym.tojson())['nodes']
+    return {n['name']: (nodes[n['inputs'][0][0]]['op'], nodes[n['inputs'][0][0]]['name'])
+            for n in nodes if n['op'] == 'BatchNorm'}
+
+
+def add_inputs(sym):
+    """[(op, name) of both inputs] of each elemwise_add."""
+    nodes = json.loads(sym.tojson())['nodes']
+    return [[(nodes[i]['op'], nodes[i]['name']) for i, _, _ in n['inputs']]
+            for n in nodes if n['op'] == 'elemwise_add']
+
+
+@pytest.mark.parametrize('num_layers,image_shape,last', [(20, '3,32,32', 'conv2'),
+                                                         (50, '3,224,224', 'conv3')])
+def test_bn_after_add_normalises_each_sum_and_nothing_else_moves(num_layers, image_shape, last):
+    paper = build('resnet-v1', num_layers, image_shape, shortcut='A')
+    moved = build('resnet-v1', num_layers, image_shape, shortcut='A', bn_position='after_add')
+    units = [n[:-len('_conv1_weight')] for n in arg_names(paper) if n.endswith('_conv1_weight')]
+    bns = batchnorm_inputs(moved)
+    for unit in units:
+        assert bns[unit + '_bn_add'][0] == 'elemwise_add'
+        assert unit + '_bn' + last[-1] not in bns       # the branch ends with its conv
+        assert bns[unit + '_bn1'] == ('Convolution', unit + '_conv1')
+    for inputs in add_inputs(moved):
+        assert ('Convolution', inputs[0][1]) == inputs[0] and inputs[0][1].endswith(last)
+    for inputs in add_inputs(paper):
+        assert inputs[0][0] == 'BatchNorm'
+    # one BN per unit moved, same channels: the same parameter count
+    assert len(bns) == len(batchnorm_inputs(paper))
+    assert count_params(moved, shape_of(image_shape)) == count_params(paper, shape_of(image_shape))
+
+
+def test_shortcut_bn_false_leaves_each_projection_without_its_bn():
+    with_bn = build('resnet-v1', 20, '3,32,32', shortcut='B')
+    without = build('resnet-v1', 20, '3,32,32', shortcut='B', shortcut_bn=False)
+    projections = sorted(n[:-len('_weight')] for n in arg_names(with_bn)
+                         if n.endswith('_sc_weight'))
+    assert projections == ['stage2_unit1_sc', 'stage3_unit1_sc']
+    assert {batchnorm_inputs(with_bn)[p + '_bn'] for p in projections} == \
+        {('Convolution', p) for p in projections}
+    assert not [n for n in batchnorm_inputs(without) if n.endswith('_sc_bn')]
+    assert sorted(i[1] for i in sum(add_inputs(without), []) if i[1].endswith('_sc')) == \
+        projections
+    # gamma and beta of 32 + 64 channels
+    assert count_params(with_bn, (1, 3, 32, 32)) - count_params(without, (1, 3, 32, 32)) == \
+        2 * (32 + 64)
+
+
 def test_cifar_layout_at_32_and_28_px():
     for size in (32, 28):
         sym = build('resnet-v1', 56, '3,%d,%d' % (size, size))
@@ -269,6 +321,10 @@ def test_prelu_trains_its_slopes():
     ('resnet-v1', {'num_group': 2}, r"network 'resnet-v1' has no option num_group: it takes "
                                     r".*shortcut, act_type"),
     ('resnet-v1', {'shortcut': 'D'}, r"shortcut='D' is not valid: choose one of A, B, C$"),
+    ('resnet-v1', {'bn_position': 'before_add'},
+     r"bn_position='before_add' is not valid: choose one of branch, after_add$"),
+    ('resnet-v1', {'shortcut_bn': 'no'}, r"shortcut_bn='no' is not valid: expected True or False"),
+    ('plain', {'bn_position': 'after_add'}, r"network 'plain' has no option bn_position"),
     ('plain', {'act_type': 'gelu'}, r"act_type='gelu' is not valid: choose one of relu, prelu, "
                                     r"leaky, elu$"),
     ('resnext', {'act_type': 'tanh'}, r"act_type='tanh' is not valid"),

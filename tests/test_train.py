@@ -552,6 +552,8 @@ def truncated_rec(tmp_path_factory):
     (['--dtype', 'float16'], '--dtype float16 trains on GPUs only'),
     (['--random-erasing', '1.5'], '--random-erasing 1.5: expected a number from 0 to 1'),
     (['--network', 'resnext', '--shortcut', 'A'], "network 'resnext' has no option shortcut"),
+    (['--network', 'resnet', '--bn-position', 'after_add'],
+     "network 'resnet' has no option bn_position"),
     (['--lr-schedule', 'cosine', '--lr-step-epochs', 'a,b'], "--lr-step-epochs 'a,b': expected"),
     (['--resize', '-1'], '--resize -1: expected a number from 0'),
     (['--data-check', '-2'], '--data-check -2: expected a number from 0'),
@@ -631,6 +633,16 @@ def test_explicit_zeros_reach_the_network():
                                            'conv_workspace': 0, 'memonger': False}
     attrs = fit.build_symbol(args, shape).attr_dict()
     assert attrs['bn_data']['momentum'] == '0.0' and attrs['conv0']['workspace'] == '0'
+
+
+def test_unit_bn_flags_reach_resnet_v1():
+    args, shape = prepare(['--network', 'resnet-v1', '--shortcut', 'B', '--bn-position',
+                           'after_add', '--shortcut-bn', '0'])
+    assert flags.network_options(args) == {'dtype': 'float32', 'shortcut': 'B',
+                                           'bn_position': 'after_add', 'shortcut_bn': False}
+    attrs = fit.build_symbol(args, shape).attr_dict()
+    assert 'stage1_unit1_bn_add' in attrs and 'stage2_unit1_sc' in attrs
+    assert 'stage2_unit1_sc_bn' not in attrs and 'stage1_unit1_bn2' not in attrs
 
 
 def test_named_model_sets_network_depth_options_and_input(unnamed_rec):
