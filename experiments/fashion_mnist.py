@@ -89,9 +89,9 @@ def run_dir(name, epochs, mirror=MIRROR, recipe='paper', seed=0):
     return os.path.join(RUNS_DIR, run_name(name, epochs, mirror, recipe, seed))
 
 
-def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', seed=0):
-    network, depth = RUNS[name]
-    prefix = os.path.join(run_dir(name, epochs, mirror, recipe, seed), 'model')
+def paper_flags(network, depth, epochs, prefix, mirror=MIRROR, seed=0):
+    """{flag: value} of train_resnet.py for the paper's recipe (the module docstring) on the
+    full Fashion-MNIST, option A shortcuts for resnet-v1."""
     flags = {'--network': network, '--num-layers': str(depth),
              '--data-train': DATA + '-train.rec', '--data-val': DATA + '-test.rec',
              '--image-shape': '1,28,28', '--num-classes': '10',
@@ -105,15 +105,28 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', 
              '--seed': str(seed)}
     if network == 'resnet-v1':
         flags['--shortcut'] = 'A'
-    flags.update(RECIPES[recipe])
+    return flags
+
+
+def command_of(flags, extra=()):
+    """The train_resnet.py command of `flags` (a None value drops the flag), resuming from
+    the last complete checkpoint under its --model-prefix, then `extra`."""
     command = [sys.executable, os.path.join(ROOT, 'train_resnet.py')]
     for flag, value in flags.items():
         if value is not None:
             command += [flag, value]
-    last = max(available(prefix, complete=True), default=None)
+    last = max(available(flags['--model-prefix'], complete=True), default=None)
     if last and '--load-epoch' not in extra:
         command += ['--load-epoch', str(last)]
     return command + list(extra)
+
+
+def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', seed=0):
+    network, depth = RUNS[name]
+    prefix = os.path.join(run_dir(name, epochs, mirror, recipe, seed), 'model')
+    flags = paper_flags(network, depth, epochs, prefix, mirror, seed)
+    flags.update(RECIPES[recipe])
+    return command_of(flags, extra)
 
 
 def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):

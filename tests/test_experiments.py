@@ -187,3 +187,67 @@ def test_digits_page_rebuilds_from_the_archived_logs(digits):
     with open(os.path.join(ROOT, 'docs', 'finetune-digits.md')) as f:
         assert rebuilt == f.read()
     assert os.path.isfile(os.path.join(digits.DOCS, 'finetune-digits.png'))
+
+
+# ----------------------------------------------------------------------------- open questions
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    return load_experiment('open_questions', tmp_path, monkeypatch)
+
+
+def write_run(study, config, seed, final_error, images_per_sec=500.0):
+    """A complete run's archived log whose last epoch has `final_error` (%)."""
+    path = os.path.join(study.DOCS, 'logs', study.run_name(config, seed) + '.jsonl')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        for epoch in range(1, study.EPOCHS + 1):
+            error = final_error + 2.0 * (study.EPOCHS - epoch)
+            f.write(json.dumps({'event': 'epoch', 'epoch': epoch, 'val_top1': 1 - error / 100,
+                                'train_top1': 1 - error / 100, 'images_per_sec': images_per_sec,
+                                'wall_time': 100.0 * epoch}) + '\n')
+
+
+def test_open_questions_runs_share_one_schedule_and_set_their_options(study):
+    import train_resnet
+    from mxresnet import flags
+    for config, (network, depth, options, _) in study.CONFIGS.items():
+        command = study.command_of(study.train_flags(config, 0))
+        args = train_resnet.build_parser().parse_args(command[2:])
+        assert (args.network, args.num_layers, args.num_epochs) == (network, depth,
+                                                                    study.EPOCHS)
+        assert (args.lr, args.wd, args.batch_size, args.lr_step_epochs) == \
+            (0.1, 1e-4, 128, '4,6')
+        assert args.data_train.endswith('fashion-mnist-train.rec')
+        assert args.data_val.endswith('fashion-mnist-test.rec')
+        assert flags.network_options(args) == dict(options, dtype='float32')
+        assert len(set(command[2::2])) == len(command[2::2])   # each flag once
+    assert study.param_count('resnet-20-A') == study.param_count('plain-20')   # A: no params
+    assert study.param_count('resnet-20-B') - study.param_count('resnet-20-B-no-shortcut-bn') \
+        == 2 * (32 + 64)
+
+
+def test_open_questions_second_seed_only_where_results_are_close(study):
+    errors = {config: 8.0 + i for i, config in enumerate(study.CONFIGS)}
+    errors['resnet-20-B'] = errors['resnet-20-A'] + 0.2
+    assert study.planned_runs() == [(config, 0) for config in study.CONFIGS]
+    for config, error in errors.items():
+        write_run(study, config, 0, error)
+    second = [config for config, seed in study.planned_runs() if seed == 1]
+    assert sorted(second) == ['resnet-20-A', 'resnet-20-B']
+
+
+def test_open_questions_report_tables_and_conclusions(study):
+    for config in study.CONFIGS:
+        write_run(study, config, 0, 9.0)
+    write_run(study, 'resnet-20-C', 0, 10.0)
+    write_run(study, 'resnet-20-A', 1, 9.2)
+    assert study.report() == 0
+    page = open(os.path.join(study.DOCS, 'open-questions.md')).read()
+    for title, configs in study.QUESTIONS:
+        assert '## ' + title in page
+    assert ('| resnet-20-A | option A; conv, BN, add, ReLU; ReLU (the paper) | %d | 9.10 | '
+            '9.00 / 9.20 | 500 |' % study.param_count('resnet-20-A')) in page
+    assert '- resnet-20-C against resnet-20-A: +0.90 points (higher error; 1 and 2 seeds).' \
+        in page
+    assert '- resnet-20-B against resnet-20-A: -0.10 points (within noise' in page
+    assert os.path.isfile(os.path.join(study.DOCS, 'open-questions-depth.png'))
