@@ -130,3 +130,34 @@ def digest_of_checkpoint(prefix, epoch):
 def worker_digests(text, epoch):
     return dict(re.findall(r'Epoch\[%d\] Worker (\d) of 2: parameters sha1 (\w+)' % epoch,
                            text))
+
+
+def require(reason):
+    """Skip the test for `reason` (something this machine lacks), but fail under CI
+    (CI=true), whose .ci/run installs everything the tests need."""
+    if os.environ.get('CI') == 'true':
+        pytest.fail('%s; .ci/run installs it' % reason)
+    pytest.skip(reason)
+
+
+def horovod_missing():
+    """Why Horovod cannot run here (None if it can): horovod.mxnet must import."""
+    proc = subprocess.run([sys.executable, '-c', 'import horovod.mxnet'], capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines()
+    return 'Horovod for MXNet is not installed (%s)' % (lines[-1] if lines else 'no output')
+
+
+def process_pids(marker, **env):
+    """Marked processes whose environment has every variable of `env` at that value."""
+    found = []
+    for pid in marked_pids(marker):
+        try:
+            seen = process_env(pid)
+        except OSError:   # gone meanwhile
+            continue
+        if all(seen.get(name) == value for name, value in env.items()):
+            found.append(pid)
+    return found
