@@ -407,8 +407,13 @@ def run(args):
     with ssh_config(getattr(args, 'ssh_config', None)):
         if args.launcher == 'horovod':
             command = horovod_command(args)
-            supervisor = Supervisor(args.env_all, {})
+            # horovodrun hands its environment and standard input on to the ranks (over
+            # ssh too): the startup hook and its lifeline reach them.
+            supervisor = Supervisor(args.env_all, {}, lifeline=True)
             env = dict(os.environ, **dict(args.env_all, **args.env_roles['worker']))
+            env[LIFELINE] = 'stdin'
+            env['PYTHONPATH'] = os.pathsep.join(
+                [WORKER_SITE] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
             logging.info('Launching %d Horovod ranks (%s): %s', args.num_workers,
                          ' '.join(command[3:command.index('-H') + 2]),
                          ' '.join(shell_words(args)))

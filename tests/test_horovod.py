@@ -19,6 +19,7 @@ from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, TRAIN_IDX, TRAIN_REC, digest_of_che
                   horovod_missing, require, worker_digests)
 from mxresnet import launch as launch_mod
 from mxresnet.errors import UsageError
+from mxresnet.horovod import LOCAL_SIZE_VARIABLES
 
 HOROVODRUN = [sys.executable, '-m', 'horovod.runner.launch', '--gloo', '--disable-cache',
               '--network-interface', 'lo']
@@ -205,3 +206,22 @@ def test_horovod_placement(tmp_path):
     assert launch_mod.horovod_placement(slots, 2, 'hosts') == ('a:3,b:1', None)
     with pytest.raises(UsageError):
         launch_mod.horovod_placement(slots, 5, 'hosts')
+
+
+def test_ranks_of_a_machine_share_its_cores(tmp_path):
+    """Each of HOROVOD_LOCAL_SIZE ranks loads MXNet with its share of the cores (a stand-in
+    mxnet prints the OMP_NUM_THREADS it was loaded with)."""
+    (tmp_path / 'mxnet').mkdir()
+    (tmp_path / 'mxnet' / '__init__.py').write_text(
+        "import os\nprint(os.environ.get('OMP_NUM_THREADS'))\n")
+    cores = len(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items()
+           if k != 'OMP_NUM_THREADS' and k not in LOCAL_SIZE_VARIABLES}
+    env['PYTHONPATH'] = str(tmp_path)
+    for local_size, threads in ((None, cores), ('2', max(1, cores // 2)), ('64', 1)):
+        if local_size:
+            env['HOROVOD_LOCAL_SIZE'] = local_size
+        proc = subprocess.run([sys.executable, '-c', 'from mxresnet import runtime; '
+                               'runtime.use_all_cores()'], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.stdout.split() == [str(threads)], proc.stderr

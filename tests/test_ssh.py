@@ -113,3 +113,25 @@ def ssh_connection(pid):
         return process_env(pid).get('SSH_CONNECTION', '')
     except OSError:
         return ''
+
+
+def test_launcher_killed_leaves_nothing_on_either_host(tmp_path, job_factory, ssh_server,
+                                                        launcher):
+    """SIGKILL of the launcher mid-run: the ssh clients go with it (PR_SET_PDEATHSIG, or
+    horovodrun's own watch), and the remote processes with their lifeline, the standard
+    input the launcher held."""
+    args = list(TRAIN_ARGS)
+    args[args.index('--num-examples') + 1] = '4000'
+    args[args.index('--num-epochs') + 1] = '5'
+    job = job_factory(launcher_args(ssh_server, tmp_path, launcher),
+                      [sys.executable, TRAIN, '--kv-store', KV_STORE[launcher],
+                       '--model-prefix', str(tmp_path / 'model')] + args, env=ENV[launcher])
+    job.wait_for(r'Epoch\[1\] Batch \[2/', 180)
+    remote = [pid for pid in process_pids(job.marker) if ssh_connection(pid)]
+    assert len(remote) >= 2, job.text()   # the workers (and server) came in over ssh
+    job.proc.send_signal(signal.SIGKILL)
+    job.proc.wait()
+    deadline = time.time() + 30
+    while process_pids(job.marker) and time.time() < deadline:
+        time.sleep(0.2)
+    job.assert_no_orphans()

@@ -16,7 +16,7 @@ Exit handlers (atexit) do not run then, and such an exit cannot be caught as Sys
 covered. A status of 0 exits as usual, through the barrier.
 
 A process started over ssh by the launcher (MXRESNET_LIFELINE=stdin, which the launcher
-sets there) also ends, with os._exit(129) as if hung up, as soon as its standard input
+sets there, and for Horovod's ranks wherever they run) ends, with os._exit(129) as if hung up, as soon as its standard input
 closes: that is the ssh connection from the launcher, which closes when the launcher stops
 the job or dies, so no process of a failed job stays behind on the other hosts (without it,
 a ps-lite worker or server whose peer died waits for ever).
@@ -99,12 +99,10 @@ def _watch_stdin():
 
 
 _self = sys.modules.get(__name__)
-if os.environ.get('DMLC_ROLE'):
-    try:
-        _chain()
-    finally:
-        _install()
-        if os.environ.get('MXRESNET_LIFELINE') == 'stdin':
-            _watch_stdin()
-else:
+try:
     _chain()
+finally:
+    if os.environ.get('DMLC_ROLE'):
+        _install()
+    if os.environ.get('MXRESNET_LIFELINE') == 'stdin':
+        _watch_stdin()
