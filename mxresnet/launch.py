@@ -304,12 +304,21 @@ def submit_function(mods, launcher):
 
 
 # -- Horovod ----------------------------------------------------------------------------
-# horovodrun, with its failure report (a RuntimeError and its traceback) as one line and
-# the exit status of the rank that failed first.
-HOROVODRUN = r"""import re, sys
-from horovod.runner.launch import run_commandline
+# horovodrun 0.28.1 (`OPTIONS -- COMMAND`), with its failure report (a RuntimeError and its
+# traceback) as one line and the exit status of the rank that failed first. Its options are
+# parsed with a stand-in command: its parser would otherwise take the command's options
+# for abbreviations of its own (--network for --network-interface: "ambiguous option").
+HOROVODRUN = r"""import logging, re, sys
+from horovod.runner import launch
+split = sys.argv.index('--')
+command, sys.argv = sys.argv[split + 1:], sys.argv[:split] + ['true']
+args = launch.parse_args()
+args.command = command
+if args.log_level:
+    logging.addLevelName(logging.NOTSET, 'TRACE')
+    logging.basicConfig(level=logging.getLevelName(args.log_level))
 try:
-    run_commandline()
+    launch._run(args)
 except RuntimeError as err:
     found = re.search(r'Process name: (\S+)\s+Exit code: (\d+)', str(err))
     print('horovodrun: ' + ('rank %s exited with code %s' % found.groups() if found else
@@ -374,7 +383,7 @@ def horovod_command(args):
         command += ['-p', str(port)]
     if os.environ.get('DMLC_INTERFACE'):
         command += ['--network-interface', os.environ['DMLC_INTERFACE']]
-    return command + list(args.command)
+    return command + ['--'] + list(args.command)
 
 
 # -- ssh --------------------------------------------------------------------------------
