@@ -20,7 +20,8 @@ LOCAL_SIZE_VARIABLES = ('HOROVOD_LOCAL_SIZE', 'OMPI_COMM_WORLD_LOCAL_SIZE',
                         'MPI_LOCALNRANKS')
 INSTALL = ('pip install setuptools wheel && HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 '
            'HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install '
-           '--no-build-isolation horovod==0.28.1')
+           '--no-build-isolation horovod==0.28.1 "numpy<1.24" (docs/distributed.md, '
+           '"Installing")')
 START = ('horovodrun -np 2 python train_resnet.py --kv-store horovod ..., or python '
          'tools/launch.py --launcher horovod -n 2 python train_resnet.py --kv-store horovod ...')
 
