@@ -132,6 +132,36 @@ def test_failing_rank_stops_the_job(tmp_path, job_factory, horovod):
     job.assert_no_orphans()
 
 
+LR_MULT_PROBE = r'''
+import sys
+sys.path.insert(0, sys.argv[1])
+import mxnet as mx
+from mxresnet.horovod import HorovodStore
+fc = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
+net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(fc, num_hidden=2, name='head'),
+                           name='softmax')
+module = mx.mod.Module(net)
+module.bind([('data', (4, 3))], [('softmax_label', (4,))])
+module.init_params()
+optimizer = mx.optimizer.create('sgd', learning_rate=0.1)
+optimizer.set_lr_mult({'fc_weight': 0.5})
+HorovodStore().init_optimizer(module, optimizer)
+rates = [optimizer._get_lr(i) for i in range(len(module._exec_group.param_names))]
+print('rates', dict(zip(module._exec_group.param_names, rates)))
+'''
+
+
+def test_per_name_rates_survive_the_wrapper(tmp_path, job_factory, horovod):
+    """--backbone-lr-mult's per-name multipliers need the optimizer's index -> name map,
+    which Module hands to Horovod's wrapper: it reaches the wrapped optimizer."""
+    script = tmp_path / 'probe.py'
+    script.write_text(LR_MULT_PROBE)
+    job = job_factory(['-np', '1'], [sys.executable, str(script), ROOT], program=HOROVODRUN)
+    assert job.wait(120) == 0, job.text()
+    assert "rates {'fc_weight': 0.05, 'fc_bias': 0.1, 'head_weight': 0.1, " \
+        "'head_bias': 0.1}" in job.text(), job.text()
+
+
 # -- bad input -------------------------------------------------------------------------
 def run_quietly(argv, env=None):
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
