@@ -59,10 +59,12 @@ def run_tool(body, prog=None):
     MXNetError 1, a NonFinite 3 and Ctrl-C 130 (a KeyboardInterrupt with a `signum`, such as
     training's SIGTERM, 128 + it), each as one line on stderr.
 
-    In a worker of a distributed job (DMLC_ROLE=worker, as the tracker sets it) a non-zero
-    status, or any other exception (its traceback printed), ends the process at once."""
+    In a worker of a distributed job (DMLC_ROLE=worker, as the tracker sets it, or a rank
+    that horovodrun or mpirun started) a non-zero status, or any other exception (its
+    traceback printed), ends the process at once."""
+    from .horovod import launched
     prog = prog or os.path.basename(sys.argv[0]) or 'tool'
-    worker = os.environ.get('DMLC_ROLE') == 'worker'
+    worker = os.environ.get('DMLC_ROLE') == 'worker' or launched()
     try:
         status = body()
     except (Exception, KeyboardInterrupt) as err:   # pylint: disable=broad-except

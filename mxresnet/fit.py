@@ -17,7 +17,7 @@ import numpy as np
 
 import symbols
 
-from . import checkpoint, finetune, flags, graph, runtime, tensorboard
+from . import checkpoint, finetune, flags, graph, horovod, runtime, tensorboard
 from .data import SyntheticDataIter, check_dataset, check_labels, random_erasing, record_iter
 from .errors import NonFinite, UsageError
 from .log import JsonLog
@@ -87,9 +87,12 @@ def train(args, pick_engine=False):
 
 
 def create_kvstore(name):
-    """The KVStore for --kv-store: None for single-process stores (Module makes its own)."""
+    """The KVStore for --kv-store: None for single-process stores (Module makes its own), a
+    `horovod.HorovodStore` for Horovod."""
     if name not in flags.KVSTORES:
         raise UsageError('--kv-store %r: choose one of %s' % (name, ', '.join(flags.KVSTORES)))
+    if name == 'horovod':
+        return horovod.HorovodStore()
     if not name.startswith('dist'):
         return None
     if 'DMLC_ROLE' not in os.environ:
@@ -210,7 +213,8 @@ class Trainer(object):
         self.kv = create_kvstore(args.kv_store)
         self.num_workers = self.kv.num_workers if self.kv else 1
         self.rank = self.kv.rank if self.kv else 0
-        self.sync_workers = self.kv is not None and '_sync' in self.kv.type
+        self.horovod = isinstance(self.kv, horovod.HorovodStore)
+        self.sync_workers = self.kv is not None and ('_sync' in self.kv.type or self.horovod)
         if args.batch_size % (self.num_workers * len(self.contexts)):
             raise UsageError('--batch-size %d must divide evenly over %d workers x %d devices'
                              % (args.batch_size, self.num_workers, len(self.contexts)))
@@ -328,6 +332,8 @@ class Trainer(object):
         module.init_params(initializer(args.initializer), arg_params=arg_params,
                            aux_params=aux_params,
                            allow_missing=args.load_epoch is None)
+        if self.horovod:  # fresh or resumed, every rank starts from rank 0's parameters
+            self.kv.broadcast_params(module)
         optimizer_params = {'learning_rate': args.lr, 'wd': args.wd,
                             'lr_scheduler': lr_scheduler(args, self.epoch_size),
                             'begin_num_update': begin_num_update,
@@ -335,8 +341,10 @@ class Trainer(object):
         if args.optimizer in ('sgd', 'nag', 'dcasgd', 'signum'):
             optimizer_params['momentum'] = args.mom
         # Gradients are summed over the batch (and over workers in synchronous jobs), then
-        # scaled by the loss scale: normalise both away, as Module.fit would.
-        summed_over = data_shape[0] * (self.num_workers if self.sync_workers else 1)
+        # scaled by the loss scale: normalise both away, as Module.fit would. (Horovod's
+        # optimizer wrapper divides by the number of workers itself.)
+        summed_over = data_shape[0] * (self.num_workers if self.sync_workers and
+                                       not self.horovod else 1)
         optimizer_params['rescale_grad'] = 1.0 / (summed_over * args.loss_scale)
         try:
             optimizer = mx.optimizer.create(args.optimizer, **optimizer_params)
@@ -353,7 +361,10 @@ class Trainer(object):
         with warnings.catch_warnings(), runtime.environment(**update_locally):
             # rescale_grad above is deliberate (loss scale, workers), not Module's default
             warnings.filterwarnings('ignore', message='Optimizer created manually')
-            module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
+            if self.horovod:
+                self.kv.init_optimizer(module, optimizer)
+            else:
+                module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
         return module
 
     def learning_rate(self, num_update):

@@ -25,7 +25,8 @@ BUNDLED_DATA = {
     'data_val': os.path.join(ROOT, 'data', 'fashion-mnist-val.rec'),
 }
 
-KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
+KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async',
+            'horovod')
 LR_SCHEDULES = ('step', 'cosine', 'poly')
 INITIALIZERS = ('default', 'xavier', 'msra', 'uniform', 'normal')
 RESIDUAL_SUMS = ('add_n', 'elemwise_add')

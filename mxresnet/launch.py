@@ -1,15 +1,18 @@
 """Starting and supervising a distributed MXNet job (tools/launch.py; what it adds to
-MXNet's `dmlc_tracker`: its docstring).
+MXNet's `dmlc_tracker` and to horovodrun: its docstring).
 
 `run(args)` takes the parsed flags of tools/launch.py.
 """
+import contextlib
 import ctypes
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -22,6 +25,9 @@ POLL_SECONDS = 0.1
 # makes a failing process exit at once instead of waiting at ps-lite's shutdown barrier.
 WORKER_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'worker_site')
 PR_SET_PDEATHSIG = 1
+# Set for the job's processes started over ssh: the startup hook ends such a process when
+# its standard input, the ssh connection from the launcher, closes.
+LIFELINE = 'MXRESNET_LIFELINE'
 # looked up here, not in a forked child; None where there is no prctl (not Linux)
 _PRCTL = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None)
 
@@ -125,9 +131,12 @@ class Supervisor(object):
     `subprocess.call`/`check_call` come here, everything else goes to the real module.
     """
 
-    def __init__(self, env_all, env_roles):
+    def __init__(self, env_all, env_roles, lifeline=False):
+        """lifeline: give each child a pipe as standard input, kept open until the job
+        stops (a remote process's LIFELINE)."""
         self.env_all = env_all
         self.env_roles = env_roles
+        self.lifeline = lifeline
         self.children = []
         self.lock = threading.Lock()
         self.stopping = False
@@ -141,7 +150,7 @@ class Supervisor(object):
     def __getattr__(self, name):
         return getattr(subprocess, name)
 
-    def call(self, cmd, env=None, **kwargs):
+    def call(self, cmd, env=None, name=None, **kwargs):
         """Start `cmd` in its own session and wait for it, in the calling tracker thread.
 
         Each child gets PR_SET_PDEATHSIG = SIGKILL, so it dies with the launcher even when
@@ -152,7 +161,8 @@ class Supervisor(object):
         here to the ssh/mpi commands, which would get /bin/sh) execs the last simple command
         of `bash -c` instead of forking it (dash does not). A process the command forks
         itself (a shell script that does not `exec` the interpreter, say) is not covered.
-        The job's processes (DMLC_ROLE set) get WORKER_SITE first on PYTHONPATH.
+        The job's processes (DMLC_ROLE set) get WORKER_SITE first on PYTHONPATH. `name`:
+        what the launcher's messages call the process (default: its DMLC_ROLE).
         """
         with self.lock:
             if self.stopping:
@@ -165,10 +175,12 @@ class Supervisor(object):
                     [WORKER_SITE] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
             if kwargs.get('shell') and not kwargs.get('executable'):
                 kwargs['executable'] = '/bin/bash'
+            if self.lifeline and 'stdin' not in kwargs:
+                kwargs['stdin'] = subprocess.PIPE
             parent = os.getpid()
             proc = subprocess.Popen(cmd, env=env, start_new_session=True,
                                     preexec_fn=lambda: set_pdeathsig(parent), **kwargs)
-            child = Child(proc, role, env.get('DMLC_TASK_ID'))
+            child = Child(proc, name or role, env.get('DMLC_TASK_ID'))
             self.children.append(child)
         logging.debug('started %s: %s', child.describe(), cmd)
         return proc.wait()
@@ -203,10 +215,23 @@ class Supervisor(object):
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def close_lifelines(self):
+        """Close the children's standard input: over ssh, their remote processes end."""
+        with self.lock:
+            children = list(self.children)
+        for child in children:
+            if child.proc.stdin:
+                try:
+                    child.proc.stdin.close()
+                except OSError:
+                    pass
+
     def stop(self):
-        """Stop every process group: SIGTERM, then SIGKILL for what is left after the grace."""
+        """Stop every process group: SIGTERM, then SIGKILL for what is left after the grace
+        (the remote processes of ssh clients first lose their lifeline)."""
         with self.lock:
             self.stopping = True
+        self.close_lifelines()
         self.signal_all(signal.SIGTERM)
         deadline = time.time() + GRACE_SECONDS
         while self.running() and time.time() < deadline:
@@ -260,9 +285,12 @@ def install_hooks(mods, args, supervisor):
             return tracker_submit(nworker, nserver, fun_submit, hostIP=hostIP,
                                   pscmd=None if pscmd is None else scheduler_cmd)
         mods.tracker.submit = submit
-    # ssh and mpi pass the environment on their command lines: add --env/--env-* there.
+    # ssh and mpi pass the environment on their command lines: add --env/--env-* there, and
+    # for ssh the startup hook (at the same path on every host) with its lifeline.
     get_env = ssh.get_env
-    ssh.get_env = lambda envs: get_env(dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
+    remote = {LIFELINE: 'stdin', 'PYTHONPATH': WORKER_SITE + '${PYTHONPATH:+:$PYTHONPATH}'}
+    ssh.get_env = lambda envs: get_env(dict(envs, **dict(
+        remote, **supervisor.role_env(envs.get('DMLC_ROLE')))))
     get_mpi_env = mpi.get_mpi_env
     mpi.get_mpi_env = lambda envs: get_mpi_env(
         dict(envs, **supervisor.role_env(envs.get('DMLC_ROLE'))))
@@ -275,19 +303,152 @@ def submit_function(mods, launcher):
     return importlib.import_module('dmlc_tracker.' + launcher).submit
 
 
+# -- Horovod ----------------------------------------------------------------------------
+# horovodrun 0.28.1 (`OPTIONS -- COMMAND`), with its failure report (a RuntimeError and its
+# traceback) as one line and the exit status of the rank that failed first. Its options are
+# parsed with a stand-in command: its parser would otherwise take the command's options
+# for abbreviations of its own (--network for --network-interface: "ambiguous option").
+HOROVODRUN = r"""import logging, re, sys
+from horovod.runner import launch
+split = sys.argv.index('--')
+command, sys.argv = sys.argv[split + 1:], sys.argv[:split] + ['true']
+args = launch.parse_args()
+args.command = command
+if args.log_level:
+    logging.addLevelName(logging.NOTSET, 'TRACE')
+    logging.basicConfig(level=logging.getLevelName(args.log_level))
+try:
+    launch._run(args)
+except RuntimeError as err:
+    found = re.search(r'Process name: (\S+)\s+Exit code: (\d+)', str(err))
+    print('horovodrun: ' + ('rank %s exited with code %s' % found.groups() if found else
+                            str(err).strip().splitlines()[0]), file=sys.stderr)
+    sys.exit(int(found.group(2)) if found else 1)
+"""
+
+
+def read_hosts(path):
+    """[(host, ssh port or None, slots or None)] of a hosts file: `host[:port] [slots=N]`
+    a line, blank lines skipped."""
+    hosts = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            words = line.split()
+            if not words:
+                continue
+            host, _, port = words[0].partition(':')
+            slots = None
+            for word in words[1:]:
+                key, _, value = word.partition('=')
+                if key == 'slots' and value.isdigit() and int(value) > 0:
+                    slots = int(value)
+                else:
+                    raise UsageError('-H/--hostfile %s, line %d: %r: expected host[:port] '
+                                     '[slots=N]' % (path, number, line.strip()))
+            if not host or (port and not port.isdigit()):
+                raise UsageError('-H/--hostfile %s, line %d: %r: expected host[:port] '
+                                 '[slots=N]' % (path, number, line.strip()))
+            hosts.append((host, int(port) if port else None, slots))
+    return hosts
+
+
+def horovod_placement(hosts, num_workers, path):
+    """(horovodrun's -H value, the ssh port or None): the hosts' slots= where every host
+    has one, else the workers round robin over the hosts, as the ssh launcher places them."""
+    ports = sorted({port or 22 for _, port, _ in hosts})
+    if len(ports) > 1:
+        raise UsageError('-H/--hostfile %s: ssh ports %s: horovodrun takes one port for all '
+                         'hosts' % (path, ', '.join(map(str, ports))))
+    if all(slots for _, _, slots in hosts):
+        counts = [slots for _, _, slots in hosts]
+        if sum(counts) < num_workers:
+            raise UsageError('-H/--hostfile %s has %d slots for -n %d workers'
+                             % (path, sum(counts), num_workers))
+    else:
+        counts = [len(range(i, num_workers, len(hosts))) for i in range(len(hosts))]
+    placed = ['%s:%d' % (host, count) for (host, _, _), count in zip(hosts, counts) if count]
+    return ','.join(placed), (ports[0] if any(port for _, port, _ in hosts) else None)
+
+
+def horovod_command(args):
+    """The horovodrun command line (Gloo) of --launcher horovod."""
+    if args.hostfile:
+        placed, port = horovod_placement(read_hosts(args.hostfile), args.num_workers,
+                                         args.hostfile)
+    else:
+        placed, port = 'localhost:%d' % args.num_workers, None
+    command = [sys.executable, '-c', HOROVODRUN, '--gloo', '--disable-cache', '-np',
+               str(args.num_workers), '-H', placed]
+    if port is not None:
+        command += ['-p', str(port)]
+    if os.environ.get('DMLC_INTERFACE'):
+        command += ['--network-interface', os.environ['DMLC_INTERFACE']]
+    return command + ['--'] + list(args.command)
+
+
+# -- ssh --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def ssh_config(path):
+    """While the job runs, `ssh` on its PATH is the real one with `-F path` (for the
+    tracker's ssh and rsync, and horovodrun's); nothing for None."""
+    if not path:
+        yield
+        return
+    real = shutil.which('ssh')
+    if real is None:
+        raise UsageError('--ssh-config %s: no ssh client on PATH' % path)
+    with tempfile.TemporaryDirectory(prefix='mxresnet-ssh-') as directory:
+        wrapper = os.path.join(directory, 'ssh')
+        with open(wrapper, 'w') as f:
+            f.write('#!/bin/sh\nexec %s -F %s "$@"\n'
+                    % (shlex.quote(real), shlex.quote(os.path.abspath(path))))
+        os.chmod(wrapper, 0o755)
+        saved = os.environ['PATH']
+        os.environ['PATH'] = directory + os.pathsep + saved
+        try:
+            yield
+        finally:
+            os.environ['PATH'] = saved
+
+
+# -- the launcher -----------------------------------------------------------------------
 def run(args):
-    mods = import_tracker()
-    dopts = dmlc_opts(args, mods.opts)
-    supervisor = Supervisor(args.env_all, args.env_roles)
-    install_hooks(mods, args, supervisor)
-    submit = submit_function(mods, args.launcher)
+    with ssh_config(getattr(args, 'ssh_config', None)):
+        if args.launcher == 'horovod':
+            command = horovod_command(args)
+            # horovodrun hands its environment and standard input on to the ranks (over
+            # ssh too): the startup hook and its lifeline reach them.
+            supervisor = Supervisor(args.env_all, {}, lifeline=True)
+            env = dict(os.environ, **dict(args.env_all, **args.env_roles['worker']))
+            env[LIFELINE] = 'stdin'
+            env['PYTHONPATH'] = os.pathsep.join(
+                [WORKER_SITE] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+            logging.info('Launching %d Horovod ranks (%s): %s', args.num_workers,
+                         ' '.join(command[3:command.index('-H') + 2]),
+                         ' '.join(shell_words(args)))
+            return supervise(supervisor, lambda: supervisor.check_call(
+                command, env=env, name='horovodrun'))
+        mods = import_tracker()
+        dopts = dmlc_opts(args, mods.opts)
+        supervisor = Supervisor(args.env_all, args.env_roles, lifeline=args.launcher == 'ssh')
+        install_hooks(mods, args, supervisor)
+        submit = submit_function(mods, args.launcher)
+        logging.info('Launching %d workers and %d servers (%s): %s', args.num_workers,
+                     args.num_servers, args.launcher, ' '.join(shell_words(args)))
+        return supervise(supervisor, lambda: submit(dopts))
+
+
+def supervise(supervisor, start):
+    """Run start() (which starts the job's processes through `supervisor`) in a thread and
+    watch the processes until they all exit, one fails, or the launcher is stopped;
+    returns the launcher's exit status."""
     tracker_error = []
 
     def run_tracker():
         try:
-            submit(dopts)
+            start()
         except Exception as err:  # pylint: disable=broad-except
-            if not supervisor.stopping:
+            if not supervisor.stopping and not isinstance(err, subprocess.CalledProcessError):
                 tracker_error.append(err)
 
     def thread_hook(hook_args):
@@ -305,8 +466,6 @@ def run(args):
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    logging.info('Launching %d workers and %d servers (%s): %s', args.num_workers,
-                 args.num_servers, args.launcher, ' '.join(shell_words(args)))
     thread = threading.Thread(target=run_tracker, name='tracker', daemon=True)
     try:
         thread.start()
@@ -323,6 +482,7 @@ def run(args):
                 supervisor.stop()
                 return 1
             if not thread.is_alive() and not supervisor.running():
+                supervisor.close_lifelines()
                 supervisor.signal_all(signal.SIGKILL)  # nothing may outlive the job
                 logging.info('All %d processes exited normally', len(supervisor.children))
                 return 0

@@ -32,7 +32,8 @@ def environment(**variables):
 
 
 def use_all_cores():
-    """Load MXNet with one OpenMP thread per core this process may run on.
+    """Load MXNet with one OpenMP thread per core this process may run on, shared out
+    among the ranks of a Horovod job on this machine.
 
     MXNet reads OMP_NUM_THREADS once, when it loads; without it MXNet 1.9.1 assumes
     hyper-threading and runs its CPU operators on half the cores. Call this before anything
@@ -40,7 +41,9 @@ def use_all_cores():
     variable is set only while MXNet loads."""
     if 'mxnet' in sys.modules or 'OMP_NUM_THREADS' in os.environ:
         return
-    with environment(OMP_NUM_THREADS=len(os.sched_getaffinity(0))):
+    from .horovod import local_size
+    threads = max(1, len(os.sched_getaffinity(0)) // local_size())
+    with environment(OMP_NUM_THREADS=threads):
         import mxnet  # noqa: F401  pylint: disable=unused-import
 
 
@@ -49,12 +52,13 @@ def use_naive_engine(gpus=(), kv_store='local'):
     alone, where it is faster than the threaded engine (docs/training.md). MXNet starts its
     engine once, at the first NDArray, so call this before any exists (a later call changes
     nothing); an explicit MXNET_ENGINE_TYPE wins. Not with GPUs, nor for distributed
-    workers, whose kvstore needs the threaded engine.
+    workers, whose kvstore (or Horovod's asynchronous operators) needs the threaded engine.
 
     The engine is started here, with stderr silenced for that moment: MXNet logs a line
     whenever the engine type is set, which would otherwise join any later one-line error.
     Returns whether it chose the engine."""
-    if gpus or kv_store.startswith('dist') or 'MXNET_ENGINE_TYPE' in os.environ:
+    if gpus or kv_store.startswith('dist') or kv_store == 'horovod' or \
+            'MXNET_ENGINE_TYPE' in os.environ:
         return False
     import mxnet as mx
     sys.stderr.flush()

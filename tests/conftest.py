@@ -99,3 +99,20 @@ def tiny_checkpoint(tmp_path_factory):
                       '--lr', '0.1', '--data-nthreads', '1', '--disp-batches', '100',
                       '--model-prefix', prefix])
     return prefix, 1
+
+
+@pytest.fixture
+def job_factory(tmp_path):
+    """start(launch_args, command, env=None, program=None): a `jobs.Job`, killed with what
+    it left behind at the end of the test."""
+    from jobs import Job, marked_pids
+    jobs = []
+
+    def start(launch_args, command, env=None, program=None):
+        name = 'launch' if not jobs else 'launch-%d' % (len(jobs) + 1)
+        jobs.append(Job(launch_args, command, tmp_path, env, program, name))
+        return jobs[-1]
+    yield start
+    for job in jobs:
+        if job.proc.poll() is None or marked_pids(job.marker):
+            job.kill()

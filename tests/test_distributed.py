@@ -7,9 +7,7 @@ are killed. Nothing here skips: the mxnet wheel has the distributed kvstore buil
 import hashlib
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,20 +16,13 @@ import mxnet as mx
 import pytest
 
 from conftest import ROOT
+from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, TRAIN_IDX, TRAIN_REC, digest_of_checkpoint,
+                  marked_pids, process_env, worker_digests)
 import train_resnet
 from mxresnet import data as data_mod
 from mxresnet import flags
 from mxresnet.recordio import count_records
 from tools import launch
-
-LAUNCH = os.path.join(ROOT, 'tools', 'launch.py')
-TRAIN = os.path.join(ROOT, 'train_resnet.py')
-TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
-TRAIN_IDX = os.path.join(ROOT, 'data', 'fashion-mnist-train.idx')
-# A short run without validation: ResNet-8 on the bundled data.
-TRAIN_ARGS = ['--preset', 'fashion-mnist', '--data-train', TRAIN_REC, '--num-layers', '8',
-              '--batch-size', '64', '--num-examples', '256', '--num-epochs', '1',
-              '--data-nthreads', '1', '--disp-batches', '1']
 
 # A stand-in for a job's processes: records its role and arguments, then behaves as told.
 PROBE = r'''
@@ -71,125 +62,6 @@ for _ in range(5):
 # Arguments the shell would split, expand or run if they were not quoted.
 AWKWARD_ARGS = ['a b', "it's", '"quoted"', '$HOME', '${PATH}', 'x;echo injected', '`id`',
                 '*', '', 'back\\slash', 'tab\there', '--note=a b', 'new\nline']
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('', 0))
-        return sock.getsockname()[1]
-
-
-def marked_pids(marker):
-    """Processes whose command line contains `marker`."""
-    pids = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % entry, 'rb') as f:
-                cmdline = f.read().decode(errors='replace')
-            with open('/proc/%s/stat' % entry) as f:
-                state = f.read().rsplit(')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != 'Z':
-            pids.append(int(entry))
-    return pids
-
-
-def process_env(pid):
-    with open('/proc/%d/environ' % pid, 'rb') as f:
-        return dict(item.split('=', 1) for item in f.read().decode(errors='replace')
-                    .split('\0') if '=' in item)
-
-
-def default_sigint():
-    """Ctrl-C as in a terminal: a shell starts background jobs (pytest under `cmd &`) with
-    SIGINT ignored, which their children would inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Job(object):
-    """tools/launch.py in its own process group, output to a file."""
-
-    def __init__(self, launch_args, command, tmp_path, env=None):
-        self.marker = str(tmp_path)
-        self.output = tmp_path / 'launch.out'
-        run_env = dict(os.environ, DMLC_PS_ROOT_PORT=str(free_port()), **(env or {}))
-        with open(self.output, 'w') as out:
-            self.proc = subprocess.Popen([sys.executable, LAUNCH] + launch_args + command,
-                                         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                         env=run_env, start_new_session=True,
-                                         preexec_fn=default_sigint)
-
-    def text(self):
-        return self.output.read_text()
-
-    def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail('the launcher did not finish in %d s:\n%s' % (timeout, self.text()))
-
-    def wait_for(self, pattern, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if re.search(pattern, self.text()):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.kill()
-        pytest.fail('%r not seen in the output:\n%s' % (pattern, self.text()))
-
-    def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for pid in marked_pids(self.marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
-
-    def assert_no_orphans(self):
-        time.sleep(0.5)
-        left = marked_pids(self.marker)
-        if left:
-            self.kill()
-        assert not left, 'processes left behind: %s' % left
-
-
-@pytest.fixture
-def job_factory(tmp_path):
-    jobs = []
-
-    def start(launch_args, command, env=None):
-        jobs.append(Job(launch_args, command, tmp_path, env))
-        return jobs[-1]
-    yield start
-    for job in jobs:
-        if job.proc.poll() is None or marked_pids(job.marker):
-            job.kill()
-
-
-def digest_of_checkpoint(prefix, epoch):
-    """fit.params_digest of a saved checkpoint."""
-    saved = mx.nd.load('%s-%04d.params' % (prefix, epoch))
-    args = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
-    digest = hashlib.sha1()
-    for name in sorted(args):
-        digest.update(name.encode())
-        digest.update(args[name].asnumpy().tobytes())
-    return digest.hexdigest()
-
-
-def worker_digests(text, epoch):
-    return dict(re.findall(r'Epoch\[%d\] Worker (\d) of 2: parameters sha1 (\w+)' % epoch,
-                           text))
 
 
 # -- the launcher alone (no MXNet in the job: fast) -------------------------------------

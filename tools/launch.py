@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""Launch a distributed MXNet job: a scheduler, servers and workers (ps-lite).
+"""Launch a distributed MXNet job: a scheduler, servers and workers (ps-lite), or the ranks
+of a Horovod job (horovodrun over Gloo).
 
     python tools/launch.py -n 2 -s 1 --launcher local \\
         python train_resnet.py --kv-store dist_sync --batch-size 128
     python tools/launch.py -n 4 -s 2 -H hosts --launcher ssh --sync-dst-dir /tmp/job \\
         python train_resnet.py --kv-store dist_sync
+    python tools/launch.py -n 4 -H hosts --launcher horovod \\
+        python train_resnet.py --kv-store horovod
 
 The interface is that of MXNet 1.9.1's `python -m mxnet.tools.launch`, and the work is
 done by the `dmlc_tracker` package shipped in the mxnet wheel, unchanged, with these
@@ -44,6 +47,19 @@ fixes and additions around it:
 - DMLC_PS_ROOT_PORT in the environment sets the first port tried for the scheduler
   (default 9091, the next free one is taken) and DMLC_PS_ROOT_URI the scheduler's
   address as the other machines see it (default: this machine's IP).
+- `--launcher ssh`: the processes on the other hosts end when the launcher stops the job
+  or dies. Each ssh client's standard input is a pipe the launcher holds, and the startup
+  hook (exported to the remote command on PYTHONPATH, so at the same path on every host)
+  ends the remote process when that input closes (MXRESNET_LIFELINE).
+- `--ssh-config FILE`: every ssh the job starts (the tracker's, rsync's for
+  --sync-dst-dir, horovodrun's) runs as `ssh -F FILE`: keys, known hosts, users and ports
+  for the job without touching ~/.ssh/config.
+- `--launcher horovod`: runs horovodrun (Gloo, no MPI needed) under the same supervision:
+  -n ranks, on this machine or round robin over the -H hosts (their `slots=N` when every
+  line has one; one ssh port for all), `--env`/`--env-worker` for every rank,
+  DMLC_INTERFACE as its --network-interface. A failing rank ends the job with that rank's
+  exit status and one line (`horovodrun: rank 1 exited with code 2`), not horovodrun's
+  traceback.
 """
 import argparse
 import logging
@@ -57,7 +73,7 @@ from mxresnet import flags  # noqa: E402
 from mxresnet.errors import UsageError, run_tool  # noqa: E402
 from mxresnet.launch import run  # noqa: E402
 
-LAUNCHERS = ('local', 'ssh', 'mpi', 'sge', 'yarn')
+LAUNCHERS = ('local', 'ssh', 'mpi', 'sge', 'yarn', 'horovod')
 
 
 # -- command line ----------------------------------------------------------------------
@@ -92,6 +108,10 @@ def build_parser():
                              'which are set are copied.')
     parser.add_argument('--p3', action='store_true', default=False,
                         help='Use P3 distributed training')
+    parser.add_argument('--ssh-config', metavar='FILE',
+                        help='ssh client configuration for the job\'s ssh connections '
+                             '(--launcher ssh and horovod): every ssh it starts runs as '
+                             'ssh -F FILE')
     # Everything from the first word that is not an option of the launcher is the command,
     # so options of the command (-n, --env, ...) stay with it.
     parser.add_argument('command', nargs=argparse.REMAINDER,
@@ -117,6 +137,19 @@ def parse_env(entries, flag):
     return env
 
 
+def check_horovod_args(args):
+    """--launcher horovod: the options that have no meaning there are refused."""
+    refused = [(args.num_servers is not None, '-s/--num-servers: Horovod has no servers'),
+               (args.env_server, '--env-server: Horovod has no servers'),
+               (args.sync_dst_dir, '--sync-dst-dir: horovodrun starts each rank in this '
+                                   'directory\'s path on its host; copy the code there'),
+               (args.p3, '--p3: P3 is for the parameter server')]
+    for given, message in refused:
+        if given:
+            raise UsageError('%s (--launcher horovod)' % message)
+    args.num_servers = 0
+
+
 def parse_args(argv):
     args = build_parser().parse_args(argv)
     if args.command and args.command[0] == '--':
@@ -127,12 +160,20 @@ def parse_args(argv):
     if args.num_workers < 1:
         raise UsageError('-n/--num-workers %d: at least one worker is needed'
                           % args.num_workers)
-    if args.num_servers is None:
+    if args.launcher == 'horovod':
+        check_horovod_args(args)
+    elif args.num_servers is None:
         args.num_servers = args.num_workers
-    if args.num_servers < 1:
+    if args.launcher != 'horovod' and args.num_servers < 1:
         raise UsageError('-s/--num-servers %d: the distributed kvstore needs at least one '
                           'server' % args.num_servers)
-    if args.launcher in ('ssh', 'mpi'):
+    if args.ssh_config:
+        if args.launcher not in ('ssh', 'horovod'):
+            raise UsageError('--ssh-config is for --launcher ssh or horovod, not %s'
+                             % args.launcher)
+        if not os.path.isfile(args.ssh_config):
+            raise UsageError('--ssh-config %s: no such file' % args.ssh_config)
+    if args.launcher in ('ssh', 'mpi') or (args.launcher == 'horovod' and args.hostfile):
         if not args.hostfile:
             raise UsageError('--launcher %s needs -H/--hostfile (one host per line); '
                               'use --launcher local to run on this machine' % args.launcher)
@@ -142,7 +183,7 @@ def parse_args(argv):
             if not any(line.strip() for line in f):
                 raise UsageError('-H/--hostfile %s: no host in the file' % args.hostfile)
     elif args.hostfile:
-        raise UsageError('-H/--hostfile is for --launcher ssh or mpi, not %s'
+        raise UsageError('-H/--hostfile is for --launcher ssh, mpi or horovod, not %s'
                           % args.launcher)
     if (args.env_server or args.env_worker) and args.launcher in ('sge', 'yarn'):
         raise UsageError('--env-server/--env-worker are supported with --launcher '

@@ -15,6 +15,12 @@ Exit handlers (atexit) do not run then, and such an exit cannot be caught as Sys
 `raise SystemExit(3)`, and a script that replaces `sys.excepthook` itself, are not
 covered. A status of 0 exits as usual, through the barrier.
 
+A process started over ssh by the launcher (MXRESNET_LIFELINE=stdin, which the launcher
+sets there, and for Horovod's ranks wherever they run) ends, with os._exit(129) as if hung up, as soon as its standard input
+closes: that is the ssh connection from the launcher, which closes when the launcher stops
+the job or dies, so no process of a failed job stays behind on the other hosts (without it,
+a ps-lite worker or server whose peer died waits for ever).
+
 Another `sitecustomize` further on sys.path (the user's, the system's) is imported first,
 so it still runs; the hooks wrap what it leaves.
 """
@@ -77,11 +83,26 @@ def _install():
     sys.exit = exit
 
 
+def _watch_stdin():
+    """End the process when its standard input closes (a daemon thread)."""
+    import threading
+
+    def watch():
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        _flush()
+        os._exit(129)
+    threading.Thread(target=watch, name='lifeline', daemon=True).start()
+
+
 _self = sys.modules.get(__name__)
-if os.environ.get('DMLC_ROLE'):
-    try:
-        _chain()
-    finally:
-        _install()
-else:
+try:
     _chain()
+finally:
+    if os.environ.get('DMLC_ROLE'):
+        _install()
+    if os.environ.get('MXRESNET_LIFELINE') == 'stdin':
+        _watch_stdin()
