@@ -78,17 +78,17 @@ def _resized(fn, types, shape, resize, height, width):
     w = fn.cast(shape[1], dtype=types.FLOAT)
     if resize:
         tall = fn.cast(h > w, dtype=types.FLOAT)
-        h, w = (tall * _floor(fn, types, resize * h / w) + (1 - tall) * resize,
-                tall * resize + (1 - tall) * _floor(fn, types, resize * w / h))
+        h, w = (tall * _floor(resize * h / w) + (1 - tall) * resize,
+                tall * resize + (1 - tall) * _floor(resize * w / h))
     short = fn.cast(h < height, dtype=types.FLOAT)
-    h, w = short * height + (1 - short) * h, short * _floor(fn, types, height / h * w) + \
+    h, w = short * height + (1 - short) * h, short * _floor(height / h * w) + \
         (1 - short) * w
     narrow = fn.cast(w < width, dtype=types.FLOAT)
-    return narrow * _floor(fn, types, width / w * h) + (1 - narrow) * h, \
+    return narrow * _floor(width / w * h) + (1 - narrow) * h, \
         narrow * width + (1 - narrow) * w
 
 
-def _floor(fn, types, node):
+def _floor(node):
     """floor of a non-negative float node, as C++ integer conversion truncates (DALI's
     cast rounds)."""
     from nvidia.dali import math
@@ -124,10 +124,10 @@ def build_pipeline(path, idx_path, image_shape, mean, std, batch_size, threads, 
             pad = args.pad_size if args is not None else 0
             room = fn.stack(new_h + 2 * pad - height, new_w + 2 * pad - width)
             if args is not None and args.random_crop:  # in [-pad, size + pad - crop]
-                start = _floor(fn, types, fn.random.uniform(range=[0, 1], shape=[2]) *
-                               (room + 1)) - pad
+                draw = fn.random.uniform(range=[0, 1], shape=[2])
+                start = _floor(draw * (room + 1)) - pad
             else:
-                start = _floor(fn, types, room / 2) - pad
+                start = _floor(room / 2) - pad
             fill = float(args.fill_value if args is not None else 0)
             images = fn.slice(images, start=fn.cast(start, dtype=types.INT32),
                               shape=[height, width], axis_names='HW',
