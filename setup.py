@@ -26,13 +26,24 @@ TENSORBOARD = ['mxboard==0.1.0', 'protobuf>=3.20.2,<=3.20.3', 'tensorboard>=2.14
 # Python side; its frontend needs Java (checked with OpenJDK 17; Debian: default-jre-headless).
 SERVING = ['multi-model-server==1.1.11']
 
+# --data-backend dali (mxresnet/dali.py): NVIDIA DALI's CPU pipeline and its MXNet plugin.
+# 1.34.0 is the last release whose wheel holds the library itself (later ones fetch it from
+# NVIDIA's own index at install time); it runs CPU-only pipelines without CUDA. Its
+# dependency dm-tree asks for numpy>=1.23.3 on Python 3.11, which numpy 1.23.5 meets.
+DALI = ['nvidia-dali-cuda110==1.34.0']
+# benchmarks/pipeline.py cuts its JPEGs from the photos inside this wheel (skimage.data);
+# 0.24 is the last release that accepts numpy 1.23 (0.25 needs numpy>=1.24).
+BENCHMARKS = ['scikit-image==0.24.0']
+
 EXTRAS = {
     'cpu': ['mxnet==1.9.1'],
     'gpu': ['mxnet-cu112==1.9.1'],
     'onnx': ONNX,
     'tensorboard': TENSORBOARD,
     'serving': SERVING,
-    'test': ['pytest>=7'] + ONNX + TENSORBOARD + SERVING,
+    'dali': DALI,
+    'benchmarks': BENCHMARKS,
+    'test': ['pytest>=7'] + ONNX + TENSORBOARD + SERVING + DALI,
     # experiments/finetune_digits.py: the handwritten digits inside the wheel
     'experiments': ['scikit-learn>=1.3,<1.4'],
 }

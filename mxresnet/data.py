@@ -106,6 +106,16 @@ def record_iter(path, idx_path, image_shape, mean, std, batch_size, threads=2, a
     return mx.io.ImageRecordIter(**params)
 
 
+def backend_record_iter(args, idx_paths):
+    """`record_iter`, or the function of the same arguments of --data-backend, checked
+    against the parsed flags `args` first; `idx_paths`: {flag: .idx path} of its .rec files."""
+    if getattr(args, 'data_backend', 'mxnet') == 'dali':
+        from . import dali
+        dali.check(args, idx_paths)
+        return dali.record_iter
+    return record_iter
+
+
 def check_labels(batch, num_classes, where):
     """UsageError naming the first label of `batch` (its padding left out) that is not a
     class number, an integer from 0 to num_classes - 1; `where` says which batch it is."""

@@ -18,7 +18,8 @@ import numpy as np
 import symbols
 
 from . import checkpoint, finetune, flags, graph, horovod, runtime, tensorboard
-from .data import SyntheticDataIter, check_dataset, check_labels, random_erasing, record_iter
+from .data import (SyntheticDataIter, backend_record_iter, check_dataset, check_labels,
+                   random_erasing)
 from .errors import NonFinite, UsageError
 from .log import JsonLog
 from .recordio import default_idx
@@ -233,14 +234,17 @@ class Trainer(object):
             rescales = args.random_resized_crop or args.max_random_scale != 1 or \
                 args.min_random_scale != 1
             self.data_idx = default_idx(args.data_train, args.data_train_idx)
+            self.val_idx = default_idx(args.data_val, args.data_val_idx) if args.data_val else ''
+            indexes = {'--data-train': self.data_idx}
+            if args.data_val:
+                indexes['--data-val'] = self.val_idx
+            self.record_iter = backend_record_iter(args, indexes)
             total = check_dataset(args.data_train, self.data_idx, image_shape, '--data-train',
                                   args.data_check, args.resize, per_worker, self.num_workers,
                                   rescales)
             if args.num_examples is None:
                 args.num_examples = total
-            self.val_idx = ''
             if args.data_val:
-                self.val_idx = default_idx(args.data_val, args.data_val_idx)
                 check_dataset(args.data_val, self.val_idx, image_shape, '--data-val',
                               args.data_check, args.resize, per_worker, self.num_workers)
         elif args.num_examples is None:
@@ -271,19 +275,19 @@ class Trainer(object):
             return SyntheticDataIter(args.num_classes, (per_worker,) + self.image_shape,
                                      self.epoch_size)
         mean, std = flags.normalisation(args, self.image_shape[0])
-        return record_iter(args.data_train, self.data_idx, self.image_shape, mean, std,
-                           per_worker, args.data_nthreads, args, self.num_workers, self.rank,
-                           epoch, args.resize)
+        return self.record_iter(args.data_train, self.data_idx, self.image_shape, mean, std,
+                                per_worker, args.data_nthreads, args, self.num_workers,
+                                self.rank, epoch, args.resize)
 
     def val_iter(self):
         """A fresh validation iterator: after a reset, ImageRecordIter's round-robin
         padding would shift the data, so each evaluation starts from a new one."""
         args = self.args
         mean, std = flags.normalisation(args, self.image_shape[0])
-        return record_iter(args.data_val, self.val_idx, self.image_shape, mean, std,
-                           args.batch_size // self.num_workers, args.data_nthreads,
-                           num_parts=self.num_workers, part_index=self.rank,
-                           resize=args.resize)
+        return self.record_iter(args.data_val, self.val_idx, self.image_shape, mean, std,
+                                args.batch_size // self.num_workers, args.data_nthreads,
+                                num_parts=self.num_workers, part_index=self.rank,
+                                resize=args.resize)
 
     def batches(self, epoch, skip=0):
         """Exactly epoch_size batches of `epoch`, wrapping round a short shard; with

@@ -31,6 +31,7 @@ LR_SCHEDULES = ('step', 'cosine', 'poly')
 INITIALIZERS = ('default', 'xavier', 'msra', 'uniform', 'normal')
 RESIDUAL_SUMS = ('add_n', 'elemwise_add')
 GLOBAL_POOLS = ('mean', 'pooling')
+DATA_BACKENDS = ('mxnet', 'dali')  # --data-backend: ImageRecordIter, or mxresnet.dali
 DTYPES = ('float32', 'float16')  # what --dtype trains with (symbols.blocks.DTYPES builds)
 
 # Base defaults of every preset-able flag (MXNet's example defaults where it has one).
@@ -367,6 +368,10 @@ def add_data_args(parser):
     data.add_argument('--num-examples', type=int,
                       help='training images; default: counted from the .idx/.rec')
     data.add_argument('--data-nthreads', type=int, default=2, help='decoding threads')
+    data.add_argument('--data-backend', choices=DATA_BACKENDS, default='mxnet',
+                      help="what reads and augments the .rec: MXNet's ImageRecordIter, or "
+                           "NVIDIA DALI's CPU pipeline (pip install -e '.[dali]'; "
+                           'docs/input-pipeline.md)')
     data.add_argument('--resize', type=int, default=0,
                       help='scale the shorter side of each image to this before cropping '
                            '(0: as stored); recorded in the checkpoint for inference')
