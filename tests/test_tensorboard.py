@@ -250,7 +250,7 @@ def test_histogram_flag_is_checked(argv, message):
 
 @needs_tensorboard
 def test_in_a_distributed_job_only_rank_0_writes(tmp_path):
-    from test_distributed import TRAIN, TRAIN_ARGS, Job
+    from jobs import TRAIN, TRAIN_ARGS, Job
     prefix, logdir = str(tmp_path / 'model'), tmp_path / 'tb'
     job = Job(['-n', '2', '-s', '1', '--launcher', 'local'],
               [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix', prefix,
