@@ -35,7 +35,7 @@ OPERATIONS = ('Identity', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotat
               'AutoContrast', 'Equalize')
 SIGNED = ('ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'Brightness', 'Color',
           'Contrast', 'Sharpness')
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma: PIL's convert('L'), OpenCV's too
 
 
 def magnitudes(policy, height, width):
@@ -76,7 +76,7 @@ def _gray(images):
     if images.shape[1] == 1:
         return images
     weights = np.asarray(GRAY_WEIGHTS, np.float32).reshape(1, 3, 1, 1)
-    return np.floor((images * weights).sum(axis=1, keepdims=True))
+    return np.round((images * weights).sum(axis=1, keepdims=True))
 
 
 def _affine(images, matrices, fill):

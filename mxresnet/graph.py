@@ -67,7 +67,7 @@ def logits(sym):
     """The logits under the softmax head (SoftmaxOutput or softmax) of `sym`."""
     head = json.loads(sym.tojson())['nodes'][-1]
     if head['op'] not in ('SoftmaxOutput', 'softmax'):
-        raise ValueError('the graph ends in %s %s, not a softmax' % (head['op'], head['name']))
+        raise UsageError('the graph ends in %s %s, not a softmax' % (head['op'], head['name']))
     return sym.get_children()[0]
 
 

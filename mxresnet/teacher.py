@@ -16,10 +16,8 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint, graph
+from .augment import GRAY_WEIGHTS
 from .errors import UsageError
-
-# RGB -> gray as OpenCV's cvtColor (and so ImageRecordIter reading a colour image gray).
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def channel_map(student_channels, teacher_channels):
@@ -30,7 +28,7 @@ def channel_map(student_channels, teacher_channels):
     if (student_channels, teacher_channels) == (1, 3):
         return np.ones((3, 1))
     if (student_channels, teacher_channels) == (3, 1):
-        return np.array([GRAY_WEIGHTS])
+        return np.array([GRAY_WEIGHTS])  # as ImageRecordIter reads a colour image gray
     return None
 
 
