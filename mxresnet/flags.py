@@ -181,11 +181,12 @@ def find_synset(rec_path):
 
 # -- help ----------------------------------------------------------------------------------
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' only where the parser's default is the real one (not None, and
-    not an empty string that the help explains)."""
+    """Shows '(default: X)' only where the parser's default is the real one (not None, not
+    an empty string that the help explains, not a switch's False)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, '') or 'default:' in (action.help or ''):
+        if action.default in (None, '') or action.default is False or \
+                'default:' in (action.help or ''):
             return action.help
         return super()._get_help_string(action)
 
