@@ -23,6 +23,7 @@ def build_parser():
     flags.add_network_args(parser)
     flags.add_data_args(parser)
     flags.add_data_aug_args(parser)
+    flags.add_recipe_args(parser)
     return parser
 
 

@@ -8,10 +8,13 @@ A checkpoint N of PREFIX is
 - `PREFIX-NNNN.json`: where training stands (epoch, batch, update count);
 - `PREFIX-model.json`: what is needed to use the model: network, depth, options, input
   shape, the preprocessing (per-channel mean and std subtracted from and divided into 0-255
-  RGB or gray pixels), dataset preset, number of classes and their names.
+  RGB or gray pixels), dataset preset, number of classes and their names;
+- with --model-ema, the moving average of the weights as checkpoint N of `PREFIX-ema`
+  (symbol, model.json with `ema_decay`, .params, its own NNNN.json, no optimizer state),
+  which the tools load as any checkpoint and a resumed run continues from.
 Each file is written to a temporary name and renamed into place, and the `NNNN.json` is
-written last (and an overwritten checkpoint's removed first): a checkpoint whose
-`NNNN.json` exists is complete. Resuming refuses an
+written last, after the moving average's checkpoint (and an overwritten checkpoint's is
+removed first): a checkpoint whose `NNNN.json` exists is complete. Resuming refuses an
 incomplete one (and lists the complete ones); a `.params` without `PREFIX-model.json` beside
 it was not written here (MXNet's `mx.model.save_checkpoint`, say) and resumes with a warning,
 from its weights with a fresh optimizer state. Each save removes the temporary files that
@@ -90,6 +93,11 @@ def write_json(path, value):
     atomic_write(path, write)
 
 
+def ema_prefix(prefix):
+    """The prefix of the checkpoints of the moving average of PREFIX's weights."""
+    return prefix + '-ema'
+
+
 def paths(prefix, epoch):
     return {
         'symbol': '%s-symbol.json' % prefix,
@@ -130,20 +138,24 @@ def remove_stale_temporaries(prefix):
     return removed
 
 
-def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True):
-    """Write checkpoint `epoch` of `module`; `progress` says where training stands."""
+def save(prefix, epoch, symbol, module, progress, model_metadata, save_states=True,
+         ema=None):
+    """Write checkpoint `epoch` of `module`; `progress` says where training stands; `ema`:
+    (arg_params, aux_params, decay) of the weights' moving average, or None."""
     # Wait for queued operators first: in MXNet 1.9.1 on CPU, a BatchNorm's update of its
     # moving statistics is not ordered before get_params' copy (they would lag a batch).
     mx.nd.waitall()
     arg_params, aux_params = module.get_params()
     return write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadata,
-                 module.save_optimizer_states if save_states else None)
+                 module.save_optimizer_states if save_states else None, ema)
 
 
 def write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadata,
-          write_states=None):
+          write_states=None, ema=None):
     """Write checkpoint `epoch` from parameter dicts; `write_states(path)` writes the
-    optimizer state (None: the checkpoint has none, and its progress says so)."""
+    optimizer state (None: the checkpoint has none, and its progress says so); `ema`:
+    (arg_params, aux_params, decay) of the moving average, written as checkpoint `epoch` of
+    ema_prefix(prefix) before this one's NNNN.json (its progress says has_ema)."""
     files = paths(prefix, epoch)
     if os.path.exists(files['progress']):  # the commit marker: gone until the new one is whole
         os.remove(files['progress'])
@@ -157,7 +169,12 @@ def write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadat
         atomic_write(files['params'], lambda tmp: mx.nd.save(tmp, params))
         if write_states is not None:
             atomic_write(files['states'], write_states)
-        write_json(files['progress'], dict(progress, has_states=write_states is not None))
+        if ema is not None:
+            ema_args, ema_aux, decay = ema
+            write(ema_prefix(prefix), epoch, symbol, ema_args, ema_aux, progress,
+                  dict(model_metadata, ema_decay=decay))
+        write_json(files['progress'], dict(progress, has_states=write_states is not None,
+                                           has_ema=ema is not None))
     except UsageError as err:
         raise UsageError('%s: checkpoint %d is not saved (the complete ones before it are '
                          'intact)' % (err, epoch))
@@ -231,6 +248,39 @@ def load(prefix, epoch):
     arg_params, aux_params = _load_params(files['params'])
     has_states = progress.get('has_states', True)
     return arg_params, aux_params, files['states'] if has_states else None, progress
+
+
+def load_ema(prefix, epoch, progress):
+    """(arg_params, aux_params) of the moving average saved with checkpoint `epoch` of
+    `prefix` (whose `progress` says has_ema), else None."""
+    if not progress.get('has_ema'):
+        return None
+    files = paths(ema_prefix(prefix), epoch)
+    if not os.path.isfile(files['progress']):
+        raise UsageError('--load-epoch %d: %s, the moving average of the weights (--model-ema) '
+                         'of the checkpoint, is missing or incomplete (no %s)'
+                         % (epoch, files['params'], files['progress']))
+    return _load_params(files['params'])
+
+
+def reference(prefix, epoch, flag):
+    """(prefix, epoch) of the checkpoint that `flag` names; `epoch` None: its last complete
+    one."""
+    if epoch is None:
+        found = sorted(available(prefix, complete=True))
+        if not found:
+            raise UsageError('%s %s: no checkpoint with this prefix (expected %s-NNNN.params '
+                             'and its NNNN.json)' % (flag, prefix, prefix))
+        epoch = found[-1]
+    return prefix, int(epoch)
+
+
+def parse_reference(text, flag):
+    """(prefix, epoch) of 'PREFIX[:EPOCH]', the value of `flag` (`reference`)."""
+    prefix, _, epoch = text.rpartition(':')
+    if not prefix or not epoch.isdigit():
+        prefix, epoch = text, None
+    return reference(prefix, epoch, flag)
 
 
 def available(prefix, complete=False):

@@ -1,10 +1,10 @@
-"""Data for training and evaluation: ImageRecordIter over a worker's part of a .rec,
-synthetic batches, and random erasing.
+"""Data for training and evaluation: ImageRecordIter over a worker's part of a .rec, and
+synthetic batches.
 
-Augmentation takes the flags of `mxresnet.flags` (MXNet's example `data.py` names).
+ImageRecordIter's augmentation takes the flags of `mxresnet.flags` (MXNet's example
+`data.py` names); the augmentations after it are in `mxresnet.augment`.
 """
 import logging
-import math
 
 import mxnet as mx
 import numpy as np
@@ -125,32 +125,6 @@ def check_labels(batch, num_classes, where):
         raise UsageError('%s: label %g is not a class number (expected an integer from 0 to '
                          '%d for %d classes: check the data and --num-classes)'
                          % (where, bad[0], num_classes - 1, num_classes))
-
-
-def random_erasing(images, rng, probability, mean, std, area=(0.02, 0.4), min_aspect=0.3):
-    """Random erasing (Zhong et al. 2017), in place on a normalised NCHW numpy batch.
-
-    Each image, with `probability`, gets one rectangle of `area` (fraction of the image)
-    and aspect ratio in [min_aspect, 1/min_aspect] filled with random pixel values
-    (uniform 0..255, normalised with the per-channel `mean` and `std`); as in the paper,
-    up to 100 draws are tried for a rectangle that fits.
-    """
-    count, channels, height, width = images.shape
-    mean = np.asarray(mean, dtype=images.dtype).reshape(channels, 1, 1)
-    std = np.asarray(std, dtype=images.dtype).reshape(channels, 1, 1)
-    for i in np.flatnonzero(rng.uniform(size=count) < probability):
-        for _ in range(100):
-            target = rng.uniform(*area) * height * width
-            aspect = rng.uniform(min_aspect, 1 / min_aspect)
-            h = int(round(math.sqrt(target * aspect)))
-            w = int(round(math.sqrt(target / aspect)))
-            if 0 < h < height and 0 < w < width:
-                top = rng.randint(0, height - h + 1)
-                left = rng.randint(0, width - w + 1)
-                noise = rng.uniform(0, 255, (channels, h, w)).astype(images.dtype)
-                images[i, :, top:top + h, left:left + w] = (noise - mean) / std
-                break
-    return images
 
 
 class SyntheticDataIter(mx.io.DataIter):

@@ -25,21 +25,11 @@ def parse_pretrained(args):
         raise UsageError('--pretrained-epoch %d needs --pretrained-model PREFIX'
                          % args.pretrained_epoch)
     if args.pretrained:
-        prefix, _, epoch = args.pretrained.rpartition(':')
-        if not prefix or not epoch.isdigit():
-            prefix, epoch = args.pretrained, None
-        flag = '--pretrained'
-    elif args.pretrained_model:
-        prefix, epoch, flag = args.pretrained_model, args.pretrained_epoch, '--pretrained-model'
-    else:
-        return None
-    if epoch is None:
-        found = sorted(checkpoint.available(prefix, complete=True))
-        if not found:
-            raise UsageError('%s %s: no checkpoint with this prefix (expected %s-NNNN.params '
-                             'and its NNNN.json)' % (flag, prefix, prefix))
-        epoch = found[-1]
-    return prefix, int(epoch)
+        return checkpoint.parse_reference(args.pretrained, '--pretrained')
+    if args.pretrained_model:
+        return checkpoint.reference(args.pretrained_model, args.pretrained_epoch,
+                                    '--pretrained-model')
+    return None
 
 
 def pretrained_defaults(args):

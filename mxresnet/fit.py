@@ -17,12 +17,14 @@ import numpy as np
 
 import symbols
 
-from . import checkpoint, finetune, flags, graph, horovod, runtime, tensorboard
-from .data import (SyntheticDataIter, backend_record_iter, check_dataset, check_labels,
-                   random_erasing)
+from . import (augment, checkpoint, finetune, flags, graph, horovod, inference, runtime,
+               tensorboard)
+from .data import SyntheticDataIter, backend_record_iter, check_dataset, check_labels
+from .ema import WeightAverage
 from .errors import NonFinite, UsageError
 from .log import JsonLog
 from .recordio import default_idx
+from .teacher import Teacher
 
 
 def configure(args):
@@ -34,6 +36,7 @@ def configure(args):
     explicit_classes = args.num_classes is not None
     flags.apply_presets(args)
     flags.check_numbers(args)
+    flags.check_recipe(args)
     if args.lr_step_epochs.strip():  # checked whatever the schedule
         flags.int_list(args.lr_step_epochs, '--lr-step-epochs', minimum=0)
     if getattr(args, 'tensorboard_histograms', 0) and not getattr(args, 'tensorboard', None):
@@ -131,11 +134,23 @@ def initializer(name):
             'uniform': mx.init.Uniform(), 'normal': mx.init.Normal()}[name]
 
 
-def make_metrics(top_k):
-    metrics = [mx.metric.Accuracy(), mx.metric.CrossEntropy()]
+def make_metrics(top_k, soft_targets=False):
+    """Top-1, the loss and top-k: the loss is the cross-entropy against the labels, or with
+    soft targets the loss the graph minimises (`update_soft_metric`)."""
+    metrics = [mx.metric.Accuracy(),
+               mx.metric.Loss() if soft_targets else mx.metric.CrossEntropy()]
     if top_k > 1:
         metrics.append(mx.metric.TopKAccuracy(top_k=top_k))
     return mx.metric.CompositeEvalMetric(metrics)
+
+
+def update_soft_metric(metric, targets, outputs):
+    """Training metrics of the soft-target graph (graph.soft_target_loss): accuracy against
+    each image's largest target (torchvision's with mixed targets) on the probabilities,
+    outputs[0]; the loss is its per-image output, outputs[1]."""
+    labels = [mx.nd.argmax(targets, axis=1)]
+    for child in metric.metrics:
+        child.update(labels, [outputs[1] if isinstance(child, mx.metric.Loss) else outputs[0]])
 
 
 def metric_values(metric):
@@ -186,14 +201,16 @@ def params_digest(module):
 
 def evaluate(module, data_iter, metric, num_classes, where):
     """Validation metrics over one pass of a new iterator, leaving out the padding of
-    the last, partial batch; every label checked (`check_labels`)."""
+    the last, partial batch; every label checked (`check_labels`). The module's first output
+    holds the probabilities; it is fed the images alone (a soft-target graph's labels are
+    probability vectors, and an inference module has none)."""
     metric.reset()
     for nbatch, batch in enumerate(data_iter):
         check_labels(batch, num_classes, 'batch %d of %s' % (nbatch + 1, where))
-        module.forward(batch, is_train=False)
+        module.forward(mx.io.DataBatch(batch.data), is_train=False)
         keep = batch.data[0].shape[0] - (batch.pad or 0)
-        outputs = [out[:keep] for out in module.get_outputs()]
-        metric.update([label[:keep] for label in batch.label], outputs)
+        metric.update([label[:keep] for label in batch.label],
+                      [module.get_outputs()[0][:keep]])
     return metric_values(metric)
 
 
@@ -211,6 +228,17 @@ class Trainer(object):
         if args.dtype == 'float16' and not args.gpus and not args.test_io:
             raise UsageError('--dtype float16 trains on GPUs only: MXNet 1.9.1 has no float16 '
                              'GEMM on the CPU (use --gpus, or --dtype float32)')
+        self.soft_targets = flags.soft_targets(args)
+        self.teacher = None
+        if args.teacher:
+            mean, std = flags.normalisation(args, image_shape[0])
+            self.teacher = Teacher(args.teacher, image_shape, mean, std, args.num_classes,
+                                   args.synset_names, args.temperature, args.gpus)
+        self.branch_ends = graph.residual_branch_ends(symbol) if args.last_gamma else []
+        if args.last_gamma and not self.branch_ends:
+            raise UsageError('--last-gamma: --network %s has no residual branches'
+                             % args.network)
+        self.average = None  # --model-ema's WeightAverage, from train_epochs
         self.kv = create_kvstore(args.kv_store)
         self.num_workers = self.kv.num_workers if self.kv else 1
         self.rank = self.kv.rank if self.kv else 0
@@ -290,34 +318,77 @@ class Trainer(object):
                                 resize=args.resize)
 
     def batches(self, epoch, skip=0):
-        """Exactly epoch_size batches of `epoch`, wrapping round a short shard; with
-        --random-erasing, erased with a generator seeded by (seed, epoch, batch, worker)."""
-        args = self.args
+        """Exactly epoch_size batches of `epoch`, wrapping round a short shard, their images
+        augmented by `augment_images`."""
         data = self.train_iter(epoch)
-        erasing = args.random_erasing and not args.benchmark
-        if erasing:
-            mean, std = flags.normalisation(args, self.image_shape[0])
         done = 0
         while done < self.epoch_size:
             for batch in data:
                 if done >= skip:
-                    if erasing:
-                        rng = np.random.RandomState([args.seed, epoch, done, self.rank])
-                        images = random_erasing(batch.data[0].asnumpy(), rng,
-                                                args.random_erasing, mean, std)
-                        batch.data[0][:] = images
+                    self.augment_images(batch, epoch, done)
                     yield done, batch
                 done += 1
                 if done >= self.epoch_size:
                     return
             data.reset()
 
+    def augment_images(self, batch, epoch, nbatch):
+        """--auto-augment, then --random-erasing, in place on the images of batch `nbatch` of
+        `epoch` (not on synthetic data), each with its generator (augment.batch_rng)."""
+        args = self.args
+        if args.benchmark or not (args.auto_augment or args.random_erasing):
+            return
+        mean, std = flags.normalisation(args, self.image_shape[0])
+        images = batch.data[0].asnumpy()
+        if args.auto_augment:
+            rng = augment.batch_rng(args.seed, epoch, nbatch, self.rank,
+                                    augment.AUTO_AUGMENT_STREAM)
+            images = augment.auto_augment(images, rng, args.auto_augment, mean, std,
+                                          args.fill_value, args.ra_magnitude, args.ra_num_ops)
+        if args.random_erasing:
+            augment.random_erasing(images, augment.batch_rng(args.seed, epoch, nbatch,
+                                                             self.rank),
+                                   args.random_erasing, mean, std)
+        batch.data[0][:] = images
+
+    def training_batch(self, batch, epoch, nbatch):
+        """The batch the graph trains on: as read, or for the soft-target graph its images
+        mixed (mixup or CutMix, but in the last --mixup-off-epoch epochs) with their targets,
+        and with a teacher its probabilities (of the mixed images)."""
+        args = self.args
+        if not self.soft_targets:
+            return batch
+        mixing = epoch < args.num_epochs - args.mixup_off_epoch
+        rng = augment.batch_rng(args.seed, epoch, nbatch, self.rank, augment.MIX_STREAM)
+        images, targets = augment.mix_batch(
+            batch.data[0].asnumpy(), batch.label[0].asnumpy(), rng, args.num_classes,
+            args.mixup_alpha if mixing else 0, args.cutmix_alpha if mixing else 0,
+            args.label_smoothing)
+        data = mx.nd.array(images)
+        labels = [mx.nd.array(targets)]
+        if self.teacher is not None:
+            labels.append(self.teacher.probabilities(data))
+        return mx.io.DataBatch(data=[data], label=labels, pad=batch.pad)
+
     # -- model --------------------------------------------------------------
+    def label_shapes(self, batch_size):
+        """The labels of the training graph: the classes, or with soft targets probability
+        vectors (and a teacher's)."""
+        if not self.soft_targets:
+            return [('softmax_label', (batch_size,))]
+        names = ['softmax_label'] + (['teacher_label'] if self.teacher is not None else [])
+        return [(name, (batch_size, self.args.num_classes)) for name in names]
+
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args
-        module = mx.mod.Module(graph.training_graph(self.symbol, args.residual_sum,
-                                                    args.global_pool), context=self.contexts,
-                               fixed_param_names=self.frozen)
+        symbol = graph.training_graph(self.symbol, args.residual_sum, args.global_pool)
+        if self.soft_targets:
+            symbol = graph.soft_target_loss(
+                symbol, args.loss_scale, args.temperature if self.teacher else None,
+                args.hard_weight)
+        label_shapes = self.label_shapes(data_shape[0])
+        module = mx.mod.Module(symbol, context=self.contexts, fixed_param_names=self.frozen,
+                               label_names=[name for name, _ in label_shapes])
         # MXNet reads these when binding and when creating the optimizer's kvstore.
         mirror = {'MXNET_BACKWARD_DO_MIRROR': '1'} if args.memonger else {}
         # Synchronous workers apply the summed gradients themselves, so rank 0 holds the
@@ -325,8 +396,7 @@ class Trainer(object):
         # parameters.
         update_locally = {'MXNET_UPDATE_ON_KVSTORE': '0'} if self.sync_workers else {}
         with runtime.environment(**mirror):
-            module.bind(data_shapes=[('data', data_shape)],
-                        label_shapes=[('softmax_label', (data_shape[0],))])
+            module.bind(data_shapes=[('data', data_shape)], label_shapes=label_shapes)
         if args.monitor > 0:
             module.install_monitor(mx.mon.Monitor(args.monitor, pattern='.*'))
         mx.random.seed(args.seed)
@@ -336,6 +406,7 @@ class Trainer(object):
         module.init_params(initializer(args.initializer), arg_params=arg_params,
                            aux_params=aux_params,
                            allow_missing=args.load_epoch is None)
+        self.zero_branch_ends(module, arg_params)
         if self.horovod:  # fresh or resumed, every rank starts from rank 0's parameters
             self.kv.broadcast_params(module)
         optimizer_params = {'learning_rate': args.lr, 'wd': args.wd,
@@ -354,6 +425,11 @@ class Trainer(object):
             optimizer = mx.optimizer.create(args.optimizer, **optimizer_params)
         except (ValueError, KeyError, TypeError) as err:
             raise UsageError('--optimizer %s: %s' % (args.optimizer, err))
+        if args.no_wd:
+            # Without it every parameter decays: the optimizer is created here before Module
+            # tells it the parameter names, so MXNet's own rule (decay on *_weight and
+            # *_gamma only) never applies.
+            optimizer.set_wd_mult({name: 0.0 for name in graph.no_decay_names(self.symbol)})
         if args.backbone_lr_mult != 1:
             head = finetune.classifier_names(self.symbol, args.layer_before_fullc)
             backbone = [name for name in self.param_shapes() if name not in head and
@@ -370,6 +446,40 @@ class Trainer(object):
             else:
                 module.init_optimizer(kvstore=self.kv or args.kv_store, optimizer=optimizer)
         return module
+
+    def zero_branch_ends(self, module, loaded):
+        """--last-gamma: the residual branch ends (graph.residual_branch_ends) that were not
+        loaded (from the checkpoint resumed or --pretrained) set to zero, before the
+        optimizer (and a distributed job's kvstore) takes the weights."""
+        fresh = [name for name in self.branch_ends if name not in (loaded or {})]
+        if not fresh:
+            return
+        arg_params, aux_params = module.get_params()
+        for name in fresh:
+            arg_params[name][:] = 0
+        module.set_params(arg_params, aux_params)
+        logging.info('--last-gamma: %d residual branches start at zero (%s ... %s)',
+                     len(fresh), fresh[0], fresh[-1])
+
+    def weight_average(self, module, averaged):
+        """--model-ema's average: the one the resumed checkpoint saved, `averaged`
+        (arg_params, aux_params), else starting from the weights the module has now."""
+        if averaged is None:
+            if self.args.load_epoch is not None:
+                logging.warning('Checkpoint %d has no moving average of the weights: '
+                                '--model-ema starts from its weights', self.args.load_epoch)
+            averaged = module.get_params()
+        return WeightAverage(self.args.model_ema_decay, averaged[0], averaged[1],
+                             self.contexts[0])
+
+    def evaluate_average(self, metric):
+        """Validation metrics of --model-ema's average, bound for inference."""
+        arg_params, aux_params = self.average.params()
+        module = inference.bind_module(graph.inference_symbol(self.symbol), arg_params,
+                                       aux_params, (self.args.batch_size // self.num_workers,)
+                                       + self.image_shape, self.contexts)
+        return evaluate(module, self.val_iter(), metric, self.args.num_classes,
+                        '--data-val %s' % self.args.data_val)
 
     def learning_rate(self, num_update):
         scheduler = lr_scheduler(self.args, self.epoch_size)
@@ -423,12 +533,14 @@ class Trainer(object):
         if self.rank != 0 or not self.args.model_prefix:
             return
         number = epoch + 1 if batch else epoch
+        average = self.average.params() + (self.average.decay,) if self.average else None
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in self.stop_signals()}
         try:
             checkpoint.save(self.args.model_prefix, number, self.symbol, module,
                             {'epoch': epoch, 'batch': batch,
                              'num_update': epoch * self.epoch_size + batch},
-                            self.metadata(), save_states=self.can_save_states(module))
+                            self.metadata(), save_states=self.can_save_states(module),
+                            ema=average)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -448,11 +560,15 @@ class Trainer(object):
         folder that has an earlier run's log or checkpoints."""
         args = self.args
         resumed = args.load_epoch is not None
+        recipe = flags.recipe(args)
+        if self.teacher is not None:
+            recipe['teacher'] = self.teacher.reference
         number, earlier = self.log.start_run(
             begin_epoch, resumed, begin_batch=begin_batch, network=args.network,
             num_layers=args.num_layers, model_prefix=args.model_prefix,
             pretrained='%s:%d' % self.pretrained if self.pretrained else None,
-            freeze_stages=args.freeze_stages, backbone_lr_mult=args.backbone_lr_mult)
+            freeze_stages=args.freeze_stages, backbone_lr_mult=args.backbone_lr_mult,
+            recipe=recipe)
         if self.rank != 0 or resumed:
             return
         found = sorted(checkpoint.available(args.model_prefix)) if args.model_prefix else []
@@ -473,7 +589,7 @@ class Trainer(object):
         """Train to --num-epochs; returns the last epoch's record."""
         args = self.args
         begin_epoch, begin_batch = 0, 0
-        arg_params = aux_params = states = None
+        arg_params = aux_params = states = averaged = None
         if args.load_epoch is not None:
             if not args.model_prefix:
                 raise UsageError('--load-epoch needs --model-prefix')
@@ -481,6 +597,8 @@ class Trainer(object):
                                                                        args.load_epoch)
             begin_epoch, begin_batch = progress['epoch'], progress['batch']
             self.check_loaded_shapes(arg_params, aux_params)
+            if args.model_ema:
+                averaged = checkpoint.load_ema(args.model_prefix, args.load_epoch, progress)
         elif self.pretrained:
             arg_params, aux_params, _ = finetune.transfer(
                 self.pretrained, self.symbol, self.param_shapes(), args.layer_before_fullc,
@@ -495,7 +613,8 @@ class Trainer(object):
         self.curves = tensorboard.open_curves(args, self.epoch_size, self.rank, begin_epoch,
                                               begin_batch)
         try:
-            return self.train_epochs(begin_epoch, begin_batch, arg_params, aux_params, states)
+            return self.train_epochs(begin_epoch, begin_batch, arg_params, aux_params, states,
+                                     averaged)
         finally:  # after errors, Ctrl-C and SIGTERM too
             self.curves.close()
             self.curves = tensorboard.NoCurves()
@@ -505,15 +624,29 @@ class Trainer(object):
         self.log.write(**record)
         self.curves.write(record)
 
-    def train_epochs(self, begin_epoch, begin_batch, arg_params, aux_params, states):
-        """run()'s epochs, from batch `begin_batch` of epoch `begin_epoch`; returns the last
-        epoch's record."""
-        args = self.args
-        per_worker = args.batch_size // self.num_workers
+    def start_module(self, begin_num_update, arg_params=None, aux_params=None, states=None,
+                     averaged=None):
+        """The Module to train from update `begin_num_update` with these parameters and
+        optimizer state (None: fresh), with --model-ema's average (from `averaged`) and the
+        teacher bound."""
+        per_worker = self.args.batch_size // self.num_workers
         module = self.build_module((per_worker,) + self.image_shape, arg_params, aux_params,
-                                   begin_epoch * self.epoch_size + begin_batch)
+                                   begin_num_update)
         if states:
             module.load_optimizer_states(states)
+        if self.args.model_ema:
+            self.average = self.weight_average(module, averaged)
+        if self.teacher is not None:
+            self.teacher.bind(per_worker, self.contexts)
+        return module
+
+    def train_epochs(self, begin_epoch, begin_batch, arg_params, aux_params, states,
+                     averaged=None):
+        """run()'s epochs, from batch `begin_batch` of epoch `begin_epoch`; `averaged`: the
+        moving average the checkpoint resumed saved; returns the last epoch's record."""
+        args = self.args
+        module = self.start_module(begin_epoch * self.epoch_size + begin_batch, arg_params,
+                                   aux_params, states, averaged)
         if self.kv is not None:
             logging.info('Worker %d of %d (kvstore %s): reading part %d of %d of %s',
                          self.rank, self.num_workers, self.kv.type, self.rank, self.num_workers,
@@ -522,7 +655,8 @@ class Trainer(object):
                      args.network, ', '.join(str(c) for c in self.contexts), args.num_epochs,
                      self.epoch_size, args.batch_size, begin_epoch,
                      ' batch %d' % begin_batch if begin_batch else '')
-        train_metric, val_metric = make_metrics(args.top_k), make_metrics(args.top_k)
+        train_metric = make_metrics(args.top_k, self.soft_targets)
+        val_metric = make_metrics(args.top_k)
         run_start = time.time()
         record = {}
         stop = {'signum': None}
@@ -546,6 +680,11 @@ class Trainer(object):
                     record.update({'val_' + k: v for k, v in val_values.items()})
                     logging.info('Epoch[%d] Validation %s', epoch + 1,
                                  format_metrics(val_values))
+                    if self.average is not None:
+                        val_values = self.evaluate_average(val_metric)
+                        record.update({'val_ema_' + k: v for k, v in val_values.items()})
+                        logging.info('Epoch[%d] Validation of the moving average %s',
+                                     epoch + 1, format_metrics(val_values))
                 if not params_finite(module):
                     raise NonFinite('a parameter became NaN or infinite in epoch %d'
                                     % (epoch + 1))
@@ -568,10 +707,30 @@ class Trainer(object):
                 if signal.getsignal(signum) is request_stop:
                     signal.signal(signum, handler)
         if 'val_top1' in record:
-            logging.info('Final validation accuracy: top-1 %.4f%s after %d epochs',
+            logging.info('Final validation accuracy: top-1 %.4f%s after %d epochs%s',
                          record['val_top1'], ', top-%d %.4f' % (args.top_k, record['val_topk'])
-                         if 'val_topk' in record else '', args.num_epochs)
+                         if 'val_topk' in record else '', args.num_epochs,
+                         '; moving average top-1 %.4f' % record['val_ema_top1']
+                         if 'val_ema_top1' in record else '')
         return record
+
+    def train_step(self, module, batch, epoch, nbatch, metric):
+        """Train on batch `nbatch` of `epoch` (from `batches`): its labels checked, the
+        soft targets made (`training_batch`), one update, the moving average's step and the
+        running metrics."""
+        args = self.args
+        if not args.benchmark:  # before the batch can reach an update
+            check_labels(batch, args.num_classes, 'batch %d of epoch %d of --data-train %s'
+                         % (nbatch + 1, epoch + 1, args.data_train))
+        trained = self.training_batch(batch, epoch, nbatch)
+        module.forward_backward(trained)
+        module.update()
+        if self.average is not None:
+            self.average.update(module)
+        if self.soft_targets:
+            update_soft_metric(metric, trained.label[0], module.get_outputs())
+        else:
+            module.update_metric(metric, batch.label)
 
     def train_epoch(self, module, epoch, skip, metric, stop):
         """One epoch from batch `skip`; returns (train metric values, images/s)."""
@@ -580,12 +739,7 @@ class Trainer(object):
         start = time.time()
         seen = 0
         for nbatch, batch in self.batches(epoch, skip):
-            if not args.benchmark:  # before the batch can reach an update
-                check_labels(batch, args.num_classes, 'batch %d of epoch %d of --data-train %s'
-                             % (nbatch + 1, epoch + 1, args.data_train))
-            module.forward_backward(batch)
-            module.update()
-            module.update_metric(metric, batch.label)
+            self.train_step(module, batch, epoch, nbatch, metric)
             seen += args.batch_size
             values = metric_values(metric)
             if not math.isfinite(values['loss']):

@@ -185,11 +185,12 @@ def find_synset(rec_path):
 
 # -- help ----------------------------------------------------------------------------------
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' only where the parser's default is the real one (not None, and
-    not an empty string that the help explains)."""
+    """Shows '(default: X)' only where the parser's default is the real one (not None, not
+    an empty string that the help explains, not a switch's False)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, '') or 'default:' in (action.help or ''):
+        if action.default in (None, '') or action.default is False or \
+                'default:' in (action.help or ''):
             return action.help
         return super()._get_help_string(action)
 
@@ -411,6 +412,71 @@ def add_data_aug_args(parser):
     return aug
 
 
+# The recipe flags that default to None in the parser, so that setting one without the
+# flag it modifies is refused (`check_recipe`); their defaults are the anchors'.
+RECIPE_DEFAULTS = {'model_ema_decay': 0.9998, 'temperature': 20.0, 'hard_weight': 0.5,
+                   'ra_magnitude': 9, 'ra_num_ops': 2}
+GLUONCV_MIXUP_ALPHA = 0.2  # what gluon-cv's --mixup mixes with unless --mixup-alpha says
+AUTO_AUGMENTS = ('ra', 'ta_wide')  # mxresnet.augment.POLICIES
+
+
+def add_recipe_args(parser):
+    recipe = parser.add_argument_group(
+        'Training recipe', 'mixup, CutMix, RandAugment, weight decay, initialisation, weight '
+        'averaging, distillation; the flag names of gluon-cv, timm and torchvision '
+        '(docs/training.md, "Training recipe")')
+    recipe.add_argument('--mixup-alpha', type=float,
+                        help='mixup: each batch mixed with itself reversed, weight '
+                             'lam ~ Beta(alpha, alpha) per batch, targets mixed alike '
+                             '(default: 0, off; %g with --mixup)' % GLUONCV_MIXUP_ALPHA)
+    recipe.add_argument('--mixup', action='store_true',
+                        help="gluon-cv's switch: mixup with --mixup-alpha (default %g)"
+                             % GLUONCV_MIXUP_ALPHA)
+    recipe.add_argument('--cutmix-alpha', type=float, default=0.0,
+                        help="CutMix (timm's, torchvision's flag): a box of area share "
+                             "1 - lam, lam ~ Beta(alpha, alpha), pasted from each image's "
+                             "partner, targets weighted by area; with --mixup-alpha, one of "
+                             "the two per batch at even odds (0: off)")
+    recipe.add_argument('--mixup-off-epoch', type=int, default=0, metavar='N',
+                        help="gluon-cv's: no mixup or CutMix in the last N epochs")
+    recipe.add_argument('--auto-augment', choices=AUTO_AUGMENTS,
+                        help="torchvision's policies, on the decoded batches: ra RandAugment, "
+                             "ta_wide TrivialAugment Wide (default: none)")
+    recipe.add_argument('--ra-magnitude', type=int,
+                        help='RandAugment magnitude bin, 0-30 (default: %d)'
+                             % RECIPE_DEFAULTS['ra_magnitude'])
+    recipe.add_argument('--ra-num-ops', type=int,
+                        help='RandAugment operations per image (default: %d)'
+                             % RECIPE_DEFAULTS['ra_num_ops'])
+    recipe.add_argument('--no-wd', action='store_true',
+                        help='no weight decay on BatchNorm gamma and beta and on biases '
+                             "(gluon-cv's --no-wd; torchvision's --norm-weight-decay 0 "
+                             '--bias-weight-decay 0)')
+    recipe.add_argument('--last-gamma', action='store_true',
+                        help="start each residual branch's last BatchNorm gamma at zero (its "
+                             "last convolution's weight in the pre-activation resnet), as "
+                             "gluon-cv's --last-gamma")
+    recipe.add_argument('--model-ema', action='store_true',
+                        help='keep an exponential moving average of the weights, evaluated '
+                             'each epoch and saved as checkpoints of PREFIX-ema (timm, '
+                             'torchvision)')
+    recipe.add_argument('--model-ema-decay', type=float,
+                        help='its decay per update (default: %g, timm\'s)'
+                             % RECIPE_DEFAULTS['model_ema_decay'])
+    recipe.add_argument('--teacher', metavar='PREFIX[:EPOCH]',
+                        help='distil from this checkpoint (default epoch: its last), fed the '
+                             "student's batches in its own input size and normalisation "
+                             "(gluon-cv's --teacher names a model-zoo model)")
+    recipe.add_argument('--temperature', type=float,
+                        help='distillation temperature T (default: %g, gluon-cv\'s)'
+                             % RECIPE_DEFAULTS['temperature'])
+    recipe.add_argument('--hard-weight', type=float,
+                        help='weight of the loss on the labels; the teacher\'s, at T and '
+                             'times T^2, weighs 1 - it (default: %g, gluon-cv\'s)'
+                             % RECIPE_DEFAULTS['hard_weight'])
+    return recipe
+
+
 def add_checkpoint_args(parser):
     model = parser.add_argument_group('Model', 'a checkpoint written by train_resnet.py')
     model.add_argument('--model', required=True,
@@ -492,6 +558,10 @@ NUMBER_RANGES = {
     'resize': (0, None, True), 'data_check': (0, None, True),
     'freeze_stages': (0, None, True), 'backbone_lr_mult': (0, None, True),
     'tensorboard_histograms': (0, None, True),
+    'mixup_alpha': (0, None, True), 'cutmix_alpha': (0, None, True),
+    'mixup_off_epoch': (0, None, True), 'ra_magnitude': (0, 30, True),
+    'ra_num_ops': (1, None, True), 'model_ema_decay': (0, 1, True),
+    'temperature': (0, None, False), 'hard_weight': (0, 1, True),
 }
 
 
@@ -510,6 +580,53 @@ def check_numbers(args):
             if high is not None:
                 accepted += ' to %s' % high
             raise UsageError('%s %s: expected %s' % (flag, value, accepted))
+
+
+def check_recipe(args):
+    """UsageError for a recipe flag set without the one it modifies, then the defaults of
+    RECIPE_DEFAULTS (and --mixup's alpha) filled in. After `check_numbers`."""
+    if args.mixup and args.mixup_alpha == 0:
+        raise UsageError('--mixup with --mixup-alpha 0: mixup would be off')
+    if args.mixup_alpha is None:
+        args.mixup_alpha = GLUONCV_MIXUP_ALPHA if args.mixup else 0.0
+    needs = [('mixup_off_epoch', args.mixup_alpha or args.cutmix_alpha,
+              '--mixup-alpha or --cutmix-alpha'),
+             ('ra_magnitude', args.auto_augment == 'ra', '--auto-augment ra'),
+             ('ra_num_ops', args.auto_augment == 'ra', '--auto-augment ra'),
+             ('model_ema_decay', args.model_ema, '--model-ema'),
+             ('temperature', args.teacher, '--teacher'),
+             ('hard_weight', args.teacher, '--teacher')]
+    for key, present, needed in needs:
+        value = getattr(args, key)
+        given = value is not None if key in RECIPE_DEFAULTS else value != 0
+        if given and not present:
+            raise UsageError('--%s %s needs %s' % (key.replace('_', '-'), value, needed))
+    if args.mixup_off_epoch >= args.num_epochs:
+        raise UsageError('--mixup-off-epoch %d leaves no epoch of --num-epochs %d with mixup '
+                         'or CutMix' % (args.mixup_off_epoch, args.num_epochs))
+    for key, value in RECIPE_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def recipe(args):
+    """The recipe options of the flags, as the log's run record holds them."""
+    keys = ['mixup_alpha', 'cutmix_alpha', 'mixup_off_epoch', 'label_smoothing',
+            'auto_augment', 'random_erasing', 'no_wd', 'last_gamma', 'model_ema', 'teacher']
+    options = {key: getattr(args, key) for key in keys}
+    if args.auto_augment == 'ra':
+        options.update(ra_magnitude=args.ra_magnitude, ra_num_ops=args.ra_num_ops)
+    if args.model_ema:
+        options['model_ema_decay'] = args.model_ema_decay
+    if args.teacher:
+        options.update(temperature=args.temperature, hard_weight=args.hard_weight)
+    return options
+
+
+def soft_targets(args):
+    """Whether training needs targets that are probability vectors (graph.soft_target_loss):
+    mixup, CutMix or distillation (label smoothing alone stays in SoftmaxOutput)."""
+    return bool(args.mixup_alpha or args.cutmix_alpha or args.teacher)
 
 
 def network_options(args):

@@ -2,10 +2,14 @@
 rounding) under the same node names, so saved weights load into it unchanged.
 
 - `training_graph`: the graph the executor trains (faster CPU kernels);
+- `soft_target_loss`: the training head for probability-vector targets (mixup, CutMix,
+  distillation), the same logits and parameters;
 - `inference_symbol`: the softmax head without a label, for inference and export;
 - `shortcuts_as_convolutions`, `batchnorms_as_convolutions`: ops that MKLDNN fuses and
   quantizes (tools/quantize.py).
 Checkpoints keep the graph as built, so saved graphs stay the reference ones.
+`no_decay_names` and `residual_branch_ends` name the parameters of --no-wd and
+--last-gamma.
 """
 import collections
 import json
@@ -59,12 +63,92 @@ def with_loss_head(sym, grad_scale=1.0, smooth_alpha=0.0):
                                 smooth_alpha=smooth_alpha)
 
 
+def logits(sym):
+    """The logits under the softmax head (SoftmaxOutput or softmax) of `sym`."""
+    head = json.loads(sym.tojson())['nodes'][-1]
+    if head['op'] not in ('SoftmaxOutput', 'softmax'):
+        raise UsageError('the graph ends in %s %s, not a softmax' % (head['op'], head['name']))
+    return sym.get_children()[0]
+
+
 def inference_symbol(sym):
     """`sym` with a SoftmaxOutput head replaced by softmax over the same logits."""
     head = json.loads(sym.tojson())['nodes'][-1]
     if head['op'] == 'SoftmaxOutput':
         return mx.sym.softmax(sym.get_children()[0], axis=1, name=head['name'])
     return sym
+
+
+def soft_target_loss(sym, grad_scale=1.0, temperature=None, hard_weight=1.0):
+    """The training graph of `sym` (SoftmaxOutput head) for targets that are probability
+    vectors: outputs [the softmax probabilities (no gradient), the loss of each image].
+
+    Its labels, each (batch, classes): `softmax_label`, the targets t (one-hot, smoothed or
+    mixed); with a `temperature` T, also `teacher_label`, a teacher's probabilities q at T.
+    The loss of an image with logits z is -sum(t log softmax(z)), and with a teacher
+    hard_weight * that + (1 - hard_weight) * T^2 * -sum(q log softmax(z / T)), gluon-cv's
+    DistillationSoftmaxCrossEntropyLoss; gradients are summed over the batch and scaled by
+    `grad_scale` (the loss scale), as SoftmaxOutput's. The same parameters as `sym`, whose
+    checkpoints keep their SoftmaxOutput graph."""
+    z = logits(sym)
+
+    def cross_entropy(label, log_p, name):
+        product = mx.sym.elemwise_mul(label, log_p, name=name + '_product')
+        return mx.sym.negative(mx.sym.sum(product, axis=1, name=name + '_sum'), name=name)
+
+    target = mx.sym.Variable('softmax_label')
+    loss = cross_entropy(target, mx.sym.log_softmax(z, axis=1, name='loss_log_softmax'),
+                         'loss_target')
+    if temperature is not None:
+        teacher = mx.sym.Variable('teacher_label')
+        tempered = mx.sym.log_softmax(z, axis=1, temperature=temperature,
+                                      name='loss_tempered_log_softmax')
+        soft = cross_entropy(teacher, tempered, 'loss_teacher')
+        with mx.name.NameManager():  # the scalar products' names, counted from 0
+            loss = mx.sym.elemwise_add(hard_weight * loss,
+                                       (1 - hard_weight) * temperature ** 2 * soft,
+                                       name='loss_distillation')
+    probabilities = mx.sym.BlockGrad(mx.sym.softmax(z, axis=1, name='softmax'),
+                                     name='softmax_probabilities')
+    return mx.sym.Group([probabilities, mx.sym.MakeLoss(loss, grad_scale=grad_scale,
+                                                        name='loss')])
+
+
+def no_decay_names(sym):
+    """The parameters --no-wd exempts from weight decay: every BatchNorm's gamma and beta and
+    every bias (gluon-cv's '.*gamma|.*beta|.*bias', found by operator, not by name)."""
+    graph = json.loads(sym.tojson())
+    nodes = graph['nodes']
+    names = []
+    for node in nodes:
+        inputs = [nodes[i]['name'] for i, _, _ in node['inputs']]
+        if node['op'] == 'BatchNorm':
+            names += inputs[1:3]
+        elif node['op'] in ('Convolution', 'FullyConnected') and len(inputs) == 3:
+            names.append(inputs[2])
+    return sorted(set(names))
+
+
+def residual_branch_ends(sym):
+    """The parameters --last-gamma starts at zero, so that each residual unit starts as its
+    shortcut: of each residual sum (elemwise_add or add_n, the branch its first input), the
+    gamma of the branch's last BatchNorm (post-activation units: resnet-v1, resnext), or the
+    weight of its last convolution where the branch ends in one (pre-activation units:
+    resnet). Deliberate deviation: the pre-activation branch has no BatchNorm after its last
+    convolution, and zeroing the one before would leave the branch dead (its ReLU passes no
+    gradient at 0); zeroing that convolution is timm's ResNetV2 zero_init_last. Empty for a
+    graph without residual sums (plain)."""
+    nodes = json.loads(sym.tojson())['nodes']
+    names = []
+    for node in nodes:
+        if node['op'] in ('elemwise_add', 'add_n') and len(node['inputs']) == 2:
+            branch = nodes[node['inputs'][0][0]]
+            if branch['op'] not in ('BatchNorm', 'Convolution'):
+                raise ValueError('residual sum %s: its branch ends in %s %s, neither a '
+                                 'BatchNorm nor a convolution' % (node['name'], branch['op'],
+                                                                 branch['name']))
+            names.append(nodes[branch['inputs'][1][0]]['name'])
+    return names
 
 
 def shortcuts_as_convolutions(sym, arg_params, image_shape):

@@ -3,8 +3,8 @@
 The Trainer hands `Curves.write` the same records it writes to the JSON log, so the two
 never disagree:
 - an `epoch` record gives `train/loss`, `train/top1`, `val/loss`, `val/top1` (and
-  `train/topK`, `val/topK` with --top-k K), `lr` and `images_per_sec`, at step = the epoch
-  number (from 1);
+  `train/topK`, `val/topK` with --top-k K; `val/ema_loss`, `val/ema_top1` with --model-ema),
+  `lr` and `images_per_sec`, at step = the epoch number (from 1);
 - a `batch` record gives `batch/train_loss`, `batch/train_top1` (and `batch/train_topK`),
   the running metrics of the epoch so far, at step = the update count after that batch,
   (epoch - 1) * batches per epoch + batch.
@@ -132,9 +132,11 @@ def drop_after(logdir, begin_epoch, begin_update):
 
 def tag(key, top_k):
     """The TensorBoard tag of a JSON record's key: train_loss -> train/loss,
-    val_topk -> val/top5."""
+    val_topk -> val/top5, val_ema_topk (--model-ema's average) -> val/ema_top5."""
     split, _, metric = key.partition('_')
-    return '%s/%s' % (split, 'top%d' % top_k if metric == 'topk' else metric)
+    if metric.endswith('topk'):
+        metric = metric[:-len('topk')] + 'top%d' % top_k
+    return '%s/%s' % (split, metric)
 
 
 class NoCurves(object):

@@ -260,6 +260,27 @@ def test_dist_sync_two_workers(tmp_path, job_factory):
     job.assert_no_orphans()
 
 
+def test_dist_sync_with_the_training_recipe(tmp_path, job_factory):
+    """Mixup and CutMix (drawn per rank), RandAugment, --no-wd, --last-gamma and --model-ema
+    in a synchronous job: the workers end with the same parameters, and rank 0 alone saves
+    them and their moving average."""
+    prefix = str(tmp_path / 'model')
+    job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],
+                      [sys.executable, TRAIN, '--kv-store', 'dist_sync', '--model-prefix',
+                       prefix] + TRAIN_ARGS +
+                      ['--mixup-alpha', '0.2', '--cutmix-alpha', '1', '--auto-augment', 'ra',
+                       '--no-wd', '--last-gamma', '--model-ema'])
+    assert job.wait(180) == 0, job.text()
+    text = job.text()
+    digests = worker_digests(text, 1)
+    assert digests['0'] == digests['1'] == digest_of_checkpoint(prefix, 1)
+    assert text.count('--last-gamma: 3 residual branches start at zero') == 2
+    assert text.count('Saved checkpoint %s-0001' % prefix) == 1
+    assert all(os.path.isfile(prefix + '-ema-0001' + ext) for ext in ('.params', '.json'))
+    assert digest_of_checkpoint(prefix + '-ema', 1) != digests['0']
+    job.assert_no_orphans()
+
+
 def test_dist_sync_unequal_shards(tmp_path, job_factory):
     """97 records: part 0 has 7 batches of 8 per pass, part 1 has 6. Every worker runs
     --num-examples // --batch-size = 7 batches per epoch (part 1 wraps round), so the

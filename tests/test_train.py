@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 import symbols
 import train_resnet
-from mxresnet import checkpoint, fit, flags, graph, log, runtime
+from mxresnet import augment, checkpoint, fit, flags, graph, log, runtime
 from mxresnet import data as data_mod
 from mxresnet import recordio
 from mxresnet.errors import UsageError
@@ -378,7 +378,7 @@ def test_fashion_mnist_preset_pads_with_the_black_background(tmp_path):
 def test_random_erasing_fills_one_rectangle_per_chosen_image():
     images = np.zeros((64, 3, 28, 28), np.float32)
     mean, std = [100.0, 120.0, 140.0], [50.0, 60.0, 70.0]
-    erased = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 1.0, mean, std)
+    erased = augment.random_erasing(images.copy(), np.random.RandomState(0), 1.0, mean, std)
     for image in erased:
         rows, cols = np.nonzero(image.any(axis=0))
         height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
@@ -387,9 +387,9 @@ def test_random_erasing_fills_one_rectangle_per_chosen_image():
         for channel, (m, s) in enumerate(zip(mean, std)):
             values = image[channel, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
             assert -m / s <= values.min() and values.max() <= (255 - m) / s
-    kept = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 0.0, mean, std)
+    kept = augment.random_erasing(images.copy(), np.random.RandomState(0), 0.0, mean, std)
     assert not kept.any()
-    half = data_mod.random_erasing(images.copy(), np.random.RandomState(0), 0.5, mean, std)
+    half = augment.random_erasing(images.copy(), np.random.RandomState(0), 0.5, mean, std)
     assert 16 < half.reshape(64, -1).any(axis=1).sum() < 48
 
 
