@@ -127,8 +127,8 @@ def export_mar(model, output, top_k=5):
 
         def write(path):
             with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
-                for path in files:
-                    archive.write(path, os.path.basename(path))
+                for member in files:
+                    archive.write(member, os.path.basename(member))
                 archive.writestr('serving.json', json.dumps({'top_k': top_k}))
                 for module, text in sorted(package.items()):
                     archive.writestr('mxresnet_serving/' + module, text)

@@ -25,6 +25,22 @@ TRAIN_ARGS = ['--preset', 'fashion-mnist', '--data-train', TRAIN_REC, '--num-lay
               '--data-nthreads', '1', '--disp-batches', '1']
 
 
+def bad_label_rec(tmp_path, records=256, first_bad=160):
+    """Path of a copy of the first `records` bundled training records whose labels from
+    record `first_bad` on are 99, out of range: the last worker's part in a 2-worker job."""
+    src = mx.recordio.MXIndexedRecordIO(TRAIN_IDX, TRAIN_REC, 'r')
+    rec, idx = str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx')
+    dst = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
+    for i in range(records):
+        header, image = mx.recordio.unpack(src.read_idx(src.keys[i]))
+        if i >= first_bad:
+            header = header._replace(label=99.0)
+        dst.write_idx(i, mx.recordio.pack(header, image))
+    dst.close()
+    src.close()
+    return rec
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(('', 0))

@@ -16,8 +16,8 @@ import mxnet as mx
 import pytest
 
 from conftest import ROOT
-from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, TRAIN_IDX, TRAIN_REC, digest_of_checkpoint,
-                  marked_pids, process_env, worker_digests)
+from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, TRAIN_IDX, TRAIN_REC, bad_label_rec,
+                  digest_of_checkpoint, marked_pids, process_env, worker_digests)
 import train_resnet
 from mxresnet import data as data_mod
 from mxresnet import flags
@@ -326,16 +326,7 @@ def test_worker_with_bad_labels_stops_the_job(tmp_path, job_factory):
     """The second half of the records (worker 1's part) has labels out of range: worker 1
     stops at its first batch with a UsageError after the kvstore is up, and run_tool ends it
     at once instead of waiting at ps-lite's shutdown barrier."""
-    src = mx.recordio.MXIndexedRecordIO(TRAIN_IDX, TRAIN_REC, 'r')
-    rec, idx = str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx')
-    dst = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
-    for i in range(256):
-        header, image = mx.recordio.unpack(src.read_idx(src.keys[i]))
-        if i >= 160:
-            header = header._replace(label=99.0)
-        dst.write_idx(i, mx.recordio.pack(header, image))
-    dst.close()
-    src.close()
+    rec = bad_label_rec(tmp_path)
     args = list(TRAIN_ARGS)
     args[args.index('--data-train') + 1] = rec
     job = job_factory(['-n', '2', '-s', '1', '--launcher', 'local'],

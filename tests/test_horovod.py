@@ -15,7 +15,7 @@ import mxnet as mx
 import pytest
 
 from conftest import ROOT
-from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, TRAIN_IDX, TRAIN_REC, digest_of_checkpoint,
+from jobs import (LAUNCH, TRAIN, TRAIN_ARGS, bad_label_rec, digest_of_checkpoint,
                   horovod_missing, require, worker_digests)
 from mxresnet import launch as launch_mod
 from mxresnet.errors import UsageError
@@ -108,16 +108,7 @@ def test_failing_rank_stops_the_job(tmp_path, job_factory, horovod):
     """Rank 1's part of the records has labels out of range: it stops at its first batch
     with the one-line error (exit 2) while rank 0 waits in the allreduce, and the launcher
     ends the job with that status, without a traceback."""
-    src = mx.recordio.MXIndexedRecordIO(TRAIN_IDX, TRAIN_REC, 'r')
-    rec, idx = str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx')
-    dst = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
-    for i in range(256):
-        header, image = mx.recordio.unpack(src.read_idx(src.keys[i]))
-        if i >= 160:
-            header = header._replace(label=99.0)
-        dst.write_idx(i, mx.recordio.pack(header, image))
-    dst.close()
-    src.close()
+    rec = bad_label_rec(tmp_path)
     # (--network: horovodrun's own parser would take it for --network-interface)
     command = train(tmp_path / 'model', '--data-train', rec, '--network', 'resnet')
     job = job_factory(['-n', '2', '--launcher', 'horovod'], command)

@@ -83,7 +83,8 @@ def test_trains_an_epoch_over_ssh(tmp_path, job_factory, ssh_server, launcher):
     job.assert_no_orphans()
 
 
-def test_worker_killed_on_one_host_ends_the_job(tmp_path, job_factory, ssh_server, launcher):
+def long_job_under_way(tmp_path, job_factory, ssh_server, launcher):
+    """A 5-epoch training job over both hosts, once its first batches are done."""
     args = list(TRAIN_ARGS)
     args[args.index('--num-examples') + 1] = '4000'
     args[args.index('--num-epochs') + 1] = '5'
@@ -91,6 +92,11 @@ def test_worker_killed_on_one_host_ends_the_job(tmp_path, job_factory, ssh_serve
                       [sys.executable, TRAIN, '--kv-store', KV_STORE[launcher],
                        '--model-prefix', str(tmp_path / 'model')] + args, env=ENV[launcher])
     job.wait_for(r'Epoch\[1\] Batch \[2/', 180)
+    return job
+
+
+def test_worker_killed_on_one_host_ends_the_job(tmp_path, job_factory, ssh_server, launcher):
+    job = long_job_under_way(tmp_path, job_factory, ssh_server, launcher)
     # the worker that came in over ssh to 127.0.0.3 (SSH_CONNECTION: client, then server)
     here = re.compile(r'\S+ \d+ 127\.0\.0\.3 %d$' % ssh_server.port)
     role = {'DMLC_ROLE': 'worker'} if launcher == 'ssh' else {'HOROVOD_RANK': '1'}
@@ -120,13 +126,7 @@ def test_launcher_killed_leaves_nothing_on_either_host(tmp_path, job_factory, ss
     """SIGKILL of the launcher mid-run: the ssh clients go with it (PR_SET_PDEATHSIG, or
     horovodrun's own watch), and the remote processes with their lifeline, the standard
     input the launcher held."""
-    args = list(TRAIN_ARGS)
-    args[args.index('--num-examples') + 1] = '4000'
-    args[args.index('--num-epochs') + 1] = '5'
-    job = job_factory(launcher_args(ssh_server, tmp_path, launcher),
-                      [sys.executable, TRAIN, '--kv-store', KV_STORE[launcher],
-                       '--model-prefix', str(tmp_path / 'model')] + args, env=ENV[launcher])
-    job.wait_for(r'Epoch\[1\] Batch \[2/', 180)
+    job = long_job_under_way(tmp_path, job_factory, ssh_server, launcher)
     remote = [pid for pid in process_pids(job.marker) if ssh_connection(pid)]
     assert len(remote) >= 2, job.text()   # the workers (and server) came in over ssh
     job.proc.send_signal(signal.SIGKILL)
