@@ -5,6 +5,7 @@
     python experiments/fashion_mnist.py train resnet-20   # the 30-epoch ResNet-20 run
     python experiments/fashion_mnist.py train resnet-20 --recipe regularised
     python experiments/fashion_mnist.py train resnet-20 --recipe regularised --mirror 0
+    python experiments/fashion_mnist.py train resnet-20 --recipe tricks --mirror 0 --epochs 36
     python experiments/fashion_mnist.py degradation       # plain/resnet-20/56, 4-epoch schedule
     python experiments/fashion_mnist.py report            # table + curves from the logs
 
@@ -23,7 +24,11 @@ folders suffixed `-nomirror`.
 suffixed `-regularised`): random erasing (p 0.5; Zhong et al. 2017 report it on
 Fashion-MNIST, e.g. WRN-28-10 from 4.01% to 3.65% test error), label smoothing 0.1, weight
 decay 5e-4 and a cosine schedule instead of the steps; `--recipe regularised-b64` is the
-same with batch 64 and lr 0.05 (twice the steps per epoch).
+same with batch 64 and lr 0.05 (twice the steps per epoch). `--recipe tricks` adds to
+`regularised` the training-recipe switches of docs/training.md: no weight decay on BatchNorm
+and biases (`--no-wd`), each residual branch's last BN gamma starting at zero
+(`--last-gamma`), and an exponential moving average of the weights (`--model-ema`, decay
+0.999: about two epochs), scored beside the weights each epoch.
 `--seed N` repeats a run with another seed, in folders suffixed `-seed<N>`.
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again. `report` copies each
@@ -59,7 +64,8 @@ RUNS = {
 EPOCHS = 30  # the ResNet-20 target run (its time: docs/RESULTS.md)
 DEGRADATION_EPOCHS = 4  # all four nets on one schedule of about an hour on 2 cores
 MIRROR = 1  # random horizontal flips, as on CIFAR (see the module docstring)
-# --recipe: the flags each recipe sets in place of the paper's (None: drops the flag)
+# --recipe: the flags each recipe sets in place of the paper's (None: drops the flag,
+# True: a switch without a value)
 RECIPES = {
     'paper': {},
     'regularised': {'--random-erasing': '0.5', '--label-smoothing': '0.1', '--wd': '5e-4',
@@ -67,6 +73,9 @@ RECIPES = {
 }
 RECIPES['regularised-b64'] = dict(RECIPES['regularised'], **{'--batch-size': '64',
                                                              '--lr': '0.05'})
+RECIPES['tricks'] = dict(RECIPES['regularised'], **{
+    '--no-wd': True, '--last-gamma': True, '--model-ema': True,
+    '--model-ema-decay': '0.999'})
 
 
 RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep(-mirror|-nomirror)?(%s)?(?:-seed(\d+))?$' % (
@@ -113,7 +122,9 @@ def command_of(flags, extra=()):
     the last complete checkpoint under its --model-prefix, then `extra`."""
     command = [sys.executable, os.path.join(ROOT, 'train_resnet.py')]
     for flag, value in flags.items():
-        if value is not None:
+        if value is True:
+            command.append(flag)
+        elif value is not None:
             command += [flag, value]
     last = max(available(flags['--model-prefix'], complete=True), default=None)
     if last and '--load-epoch' not in extra:
@@ -178,8 +189,9 @@ def report():
     (`archive_logs`); draw docs/fashion-mnist-<E>ep.png for each schedule (with the folder's
     suffix for the other flips setting or recipe)."""
     rows = ['| run | recipe | schedule | flips | epochs done | final test error | '
-            'best test error | final train error | wall time | images/s |',
-            '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+            'best test error | weight average (EMA): final, best | final train error | '
+            'wall time | images/s |',
+            '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     logs_dir = archive_logs()
     runs = [f[:-len('.jsonl')] for f in os.listdir(logs_dir) if f.endswith('.jsonl')]
     schedules = sorted({(int(m.group(1)), m.group(2) or '', (m.group(3) or '-paper')[1:],
@@ -194,12 +206,15 @@ def report():
         for name in done:
             records = logs[name]
             last = records[-1]
-            rows.append('| %s | %s%s | %d epochs | %s | %d | %.2f%% | %.2f%% | %.2f%% '
+            ema = [r['val_ema_top1'] for r in records if 'val_ema_top1' in r]
+            rows.append('| %s | %s%s | %d epochs | %s | %d | %.2f%% | %.2f%% | %s | %.2f%% '
                         '| %.1f min | %.0f |' % (
                             name, recipe, ', seed %d' % seed if seed else '', epochs,
                             'on' if mirror else 'off', last['epoch'],
                             100 * (1 - last['val_top1']),
                             100 * (1 - max(r['val_top1'] for r in records)),
+                            '%.2f%%, %.2f%%' % (100 * (1 - ema[-1]), 100 * (1 - max(ema)))
+                            if ema else '-',
                             100 * (1 - last['train_top1']), sum_wall(records) / 60,
                             sorted(r['images_per_sec'] for r in records)[len(records) // 2]))
         # The paper's Fig. 6 layout: plain nets on the left, residual nets on the right.

@@ -74,6 +74,20 @@ def test_regularised_recipe_overrides_the_paper_in_its_own_folders(experiment):
     assert match.group(3) == '-regularised-b64'
 
 
+def test_tricks_recipe_adds_the_switches_of_the_training_recipe(experiment):
+    import train_resnet
+    command = experiment.train_command('resnet-20', 36, mirror=0, recipe='tricks')
+    assert os.path.dirname(flag(command, '--model-prefix')).endswith(
+        'resnet-20-36ep-nomirror-tricks')
+    args = train_resnet.build_parser().parse_args(command[2:])
+    assert (args.no_wd, args.last_gamma, args.model_ema, args.model_ema_decay) == \
+        (True, True, True, 0.999)
+    assert (args.random_erasing, args.label_smoothing, args.wd, args.lr_schedule) == \
+        (0.5, 0.1, 5e-4, 'cosine')
+    assert True not in command
+    assert experiment.RUN_FOLDER.match('resnet-20-36ep-nomirror-tricks').group(3) == '-tricks'
+
+
 def test_seed_runs_in_its_own_folder(experiment):
     command = experiment.train_command('resnet-20', 30, mirror=0, recipe='regularised', seed=1)
     assert flag(command, '--seed') == '1'
@@ -92,13 +106,16 @@ def test_a_started_run_continues_from_its_last_checkpoint(experiment):
                 '--load-epoch') == '1'
 
 
-def write_log(directory, errors):
+def write_log(directory, errors, ema_errors=()):
     os.makedirs(directory)
     with open(os.path.join(directory, 'model-log.jsonl'), 'w') as f:
         for epoch, (train_error, val_error) in enumerate(errors, 1):
-            f.write(json.dumps({'event': 'epoch', 'epoch': epoch, 'train_top1': 1 - train_error,
-                                'val_top1': 1 - val_error, 'images_per_sec': 100.0 * epoch,
-                                'wall_time': 60.0 * epoch}) + '\n')
+            record = {'event': 'epoch', 'epoch': epoch, 'train_top1': 1 - train_error,
+                      'val_top1': 1 - val_error, 'images_per_sec': 100.0 * epoch,
+                      'wall_time': 60.0 * epoch}
+            if ema_errors:
+                record['val_ema_top1'] = 1 - ema_errors[epoch - 1]
+            f.write(json.dumps(record) + '\n')
 
 
 def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
@@ -106,10 +123,13 @@ def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
         write_log(experiment.run_dir(name, 2), [(0.3, 0.25), (final - 0.01, final)])
     write_log(experiment.run_dir('resnet-20', 3, mirror=0), [(0.3, 0.2)] * 3)
     write_log(experiment.run_dir('resnet-20', 2, recipe='regularised'), [(0.3, 0.07)] * 2)
+    write_log(experiment.run_dir('resnet-20', 2, recipe='tricks'), [(0.3, 0.07)] * 2,
+              ema_errors=[0.05, 0.06])
     assert experiment.report() == 0
     table = capsys.readouterr().out
-    assert '| plain-56 | paper | 2 epochs | on | 2 | 12.00% | 12.00% | 11.00% | 2.0 min | 200 |' \
-        in table
+    assert ('| plain-56 | paper | 2 epochs | on | 2 | 12.00% | 12.00% | - | 11.00% | 2.0 min '
+            '| 200 |') in table
+    assert '| resnet-20 | tricks | 2 epochs | on | 2 | 7.00% | 7.00% | 6.00%, 5.00% |' in table
     assert '| resnet-20 | paper | 2 epochs | on | 2 | 9.00% |' in table
     assert '| resnet-20 | paper | 3 epochs | off | 3 | 20.00% |' in table
     assert '| resnet-20 | regularised | 2 epochs | on | 2 | 7.00% |' in table
