@@ -48,21 +48,27 @@ def time_steps(step, warmup, iters, sync):
 
 
 def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
+    flags = ['--network', 'resnet', '--num-layers', str(depth), '--image-shape', '3,28,28',
+             '--num-classes', str(NUM_CLASSES)]
+    if as_built:
+        flags += ['--residual-sum', 'elemwise_add', '--global-pool', 'pooling']
+    return time_trainer(flags, IMAGE, batch_size, warmup, iters)
+
+
+def time_trainer(flags, image, batch_size, warmup, iters):
+    """Seconds for `iters` steps of train_resnet's Trainer (forward_backward, update and the
+    running metrics) with train_resnet.py's `flags`, on synthetic batches of `image`."""
     import mxnet as mx
     import train_resnet
     from mxresnet import fit
-    argv = ['--benchmark', '1', '--network', 'resnet', '--num-layers', str(depth),
-            '--image-shape', '3,28,28', '--num-classes', str(NUM_CLASSES),
-            '--batch-size', str(batch_size), '--num-epochs', '1', '--model-prefix', '',
-            '--log-file', '', '--disp-batches', str(10 ** 9)]
-    if as_built:
-        argv += ['--residual-sum', 'elemwise_add', '--global-pool', 'pooling']
+    argv = flags + ['--benchmark', '1', '--batch-size', str(batch_size), '--num-epochs', '1',
+                    '--model-prefix', '', '--log-file', '', '--disp-batches', str(10 ** 9)]
     args = train_resnet.build_parser().parse_args(argv)
     image_shape = fit.configure(args)
     symbol = fit.build_symbol(args, image_shape)
     args.num_examples = batch_size * (warmup + iters)
-    trainer = fit.Trainer(args, symbol, IMAGE, pick_engine=True)  # as train_resnet.py's CLI does
-    module = trainer.build_module((batch_size,) + IMAGE, None, None, 0)
+    trainer = fit.Trainer(args, symbol, image, pick_engine=True)  # as train_resnet.py's CLI does
+    module = trainer.build_module((batch_size,) + image, None, None, 0)
     metric = mx.metric.create(['acc', 'ce'])
     batch = next(iter(trainer.train_iter(0)))
 
@@ -74,19 +80,25 @@ def bench_mxnet_module(depth, batch_size, warmup, iters, as_built):
 
 
 def bench_gluoncv(depth, batch_size, warmup, iters):
+    return time_gluoncv('cifar_resnet%d_v2' % depth, IMAGE, NUM_CLASSES, batch_size, warmup,
+                        iters)
+
+
+def time_gluoncv(name, image, num_classes, batch_size, warmup, iters):
+    """Seconds for `iters` Gluon training steps of gluoncv's model zoo `name`, hybridized."""
     import mxnet as mx
     from mxnet import autograd, gluon
     # gluoncv 0.10 refuses to import beside torch>=2.0; hide torch in this process
     sys.modules['torch'] = None
     from gluoncv.model_zoo import get_model
-    net = get_model('cifar_resnet%d_v2' % depth, classes=NUM_CLASSES)
+    net = get_model(name, classes=num_classes)
     net.initialize(mx.init.Xavier(magnitude=2))
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'sgd',
                             {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-4})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    data = mx.nd.random.uniform(shape=(batch_size,) + IMAGE)
-    label = mx.nd.array([i % NUM_CLASSES for i in range(batch_size)])
+    data = mx.nd.random.uniform(shape=(batch_size,) + image)
+    label = mx.nd.array([i % num_classes for i in range(batch_size)])
 
     def step():
         with autograd.record():
@@ -128,11 +140,17 @@ def torch_resnet(depth):
 
 
 def bench_torch(depth, batch_size, warmup, iters, channels_last=False, compile_model=False):
+    return time_torch(torch_resnet(depth), IMAGE, NUM_CLASSES, batch_size, warmup, iters,
+                      channels_last, compile_model)
+
+
+def time_torch(model, image, num_classes, batch_size, warmup, iters, channels_last,
+               compile_model):
+    """Seconds for `iters` SGD steps of the PyTorch `model` on all cores."""
     import torch
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = torch_resnet(depth)
-    data = torch.rand((batch_size,) + IMAGE)
-    label = torch.arange(batch_size) % NUM_CLASSES
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    data = torch.rand((batch_size,) + image)
+    label = torch.arange(batch_size) % num_classes
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         data = data.contiguous(memory_format=torch.channels_last)
@@ -164,11 +182,19 @@ def measure(contender, depth, args):
     command = [sys.executable, os.path.abspath(__file__), '--worker', contender,
                '--depths', str(depth), '--batch-size', str(args.batch_size),
                '--warmup', str(args.warmup), '--iters', str(args.iters)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    return run_worker(command, args.batch_size * args.iters, args.timeout)
+
+
+def run_worker(command, images, timeout):
+    """Images/s of a worker process that prints {"seconds": S} for `images` images, or
+    None with the reason it gave none (its last line on stderr)."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, 'no result within --timeout %d s' % timeout
     for line in reversed(result.stdout.splitlines()):
         if line.startswith('{'):
-            seconds = json.loads(line)['seconds']
-            return args.batch_size * args.iters / seconds, None
+            return images / json.loads(line)['seconds'], None
     reason = (result.stderr.strip().splitlines() or ['exit code %d' % result.returncode])[-1]
     return None, reason
 

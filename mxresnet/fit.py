@@ -379,9 +379,16 @@ class Trainer(object):
         names = ['softmax_label'] + (['teacher_label'] if self.teacher is not None else [])
         return [(name, (batch_size, self.args.num_classes)) for name in names]
 
+    def group_channels(self):
+        """--group-channels, its default resolved: the CPU's SIMD width, none on GPUs."""
+        if self.args.group_channels is not None:
+            return self.args.group_channels
+        return 0 if self.args.gpus else runtime.simd_channels()
+
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args
-        symbol = graph.training_graph(self.symbol, args.residual_sum, args.global_pool)
+        symbol = graph.training_graph(self.symbol, args.residual_sum, args.global_pool,
+                                      self.group_channels(), data_shape)
         if self.soft_targets:
             symbol = graph.soft_target_loss(
                 symbol, args.loss_scale, args.temperature if self.teacher else None,

@@ -20,8 +20,9 @@ import numpy as np
 from .errors import UsageError
 
 
-def training_graph(symbol, residual_sum='add_n', global_pool='mean'):
-    """The graph the executor trains: `symbol` with up to two rewrites, each computing the
+def training_graph(symbol, residual_sum='add_n', global_pool='mean', group_channels=0,
+                   data_shape=None):
+    """The graph the executor trains: `symbol` with up to three rewrites, each computing the
     same function under the same node names, parameters and user attributes; only the
     operators' CPU kernels differ (measured in docs/training.md, "Training speed on the CPU"):
 
@@ -32,13 +33,20 @@ def training_graph(symbol, residual_sum='add_n', global_pool='mean'):
       spatial axes (kept as 1x1). MXNet 1.9.1's CPU backward of that pooling is slow, and the
       gradient it returns sends the BatchNorm below onto a slow path too (in the
       pre-activation graph; the post-activation resnet-v1 does not hit it).
+    - group_channels=N: each grouped `Convolution` whose groups have fewer than N output
+      channels (ResNeXt's first stage: 4 of 32x4d) runs with k times fewer groups of k times
+      the channels, its weight the block-diagonal matrix of the k groups it merges
+      (`merged_group_weight`). MKLDNN's fast kernels take groups of whole SIMD blocks (8
+      channels with AVX2); smaller ones run on a slow im2col path. Needs `data_shape`
+      (N, C, H, W): the merged weights' shapes are no longer inferable from the data.
 
-    'elemwise_add' and 'pooling' keep the graph as built. Checkpoints keep `symbol`, so saved
-    graphs stay the reference ones.
+    'elemwise_add', 'pooling' and 0 keep the graph as built. Checkpoints keep `symbol`, so
+    saved graphs stay the reference ones.
     """
     graph = json.loads(symbol.tojson())
     changed = False
-    for node in graph['nodes']:
+    merged = []
+    for node_id, node in enumerate(graph['nodes']):
         attrs = node.get('attrs', {})
         if residual_sum == 'add_n' and node['op'] == 'elemwise_add':
             node['op'] = 'add_n'
@@ -50,7 +58,81 @@ def training_graph(symbol, residual_sum='add_n', global_pool='mean'):
             user = {k: v for k, v in attrs.items() if k.startswith('__')}
             node['attrs'] = dict(user, axis='(2, 3)', keepdims='True')
             changed = True
-    return mx.sym.load_json(json.dumps(graph)) if changed else symbol
+        elif group_channels and node['op'] == 'Convolution':
+            groups = int(attrs.get('num_group', '1'))
+            factor = group_merge_factor(groups, int(attrs['num_filter']) // groups,
+                                        group_channels)
+            if factor > 1:
+                merged.append((node_id, groups, factor))
+    if merged:
+        if data_shape is None:
+            raise ValueError('training_graph: group_channels=%d merges groups of %s and needs '
+                             'data_shape' % (group_channels, graph['nodes'][merged[0][0]]['name']))
+        shapes = dict(zip(symbol.list_arguments(),
+                          symbol.infer_shape(data=tuple(data_shape))[0]))
+        graph = _with_merged_groups(graph, merged, shapes)
+    return mx.sym.load_json(json.dumps(graph)) if changed or merged else symbol
+
+
+def group_merge_factor(groups, channels, group_channels):
+    """The smallest k dividing `groups` for which k groups of `channels` make a whole number
+    of blocks of `group_channels` channels; 1 when they already do or no k does."""
+    if channels % group_channels == 0:
+        return 1
+    for factor in range(2, groups + 1):
+        if groups % factor == 0 and (factor * channels) % group_channels == 0:
+            return factor
+    return 1
+
+
+def merged_group_weight(weight, groups, factor):
+    """The weight of a `groups`-group convolution as the weight of one with groups/factor
+    groups: each merged group's (factor*out, factor*in) matrix holds its factor groups on
+    the diagonal and zeros elsewhere, so the convolution computes the same function and the
+    gradient reaches `weight` through the diagonal blocks only."""
+    # (groups*out, in, kh, kw) -> (groups, out, 1, in, kh, kw)
+    blocks = mx.sym.expand_dims(mx.sym.reshape(weight, shape=(-4, groups, -1, -2)), axis=2)
+    # mask[g, 0, j, 0, 0, 0] = 1 where input block j of g's merged group is g's own
+    mask = mx.sym.reshape(mx.sym.one_hot(mx.sym.arange(0, groups) % factor, depth=factor),
+                          shape=(groups, 1, factor, 1, 1, 1))
+    # (groups, out, factor, in, kh, kw) -> (groups*out, factor*in, kh, kw)
+    return mx.sym.reshape(mx.sym.broadcast_mul(blocks, mask), shape=(-3, -3, -2))
+
+
+def _with_merged_groups(graph, merged, shapes):
+    """`graph` (tojson() form) with each (node id, groups, factor) of `merged` a convolution
+    of groups/factor groups over `merged_group_weight` of its weight; the weights' variables
+    carry their shapes from `shapes` ({argument: shape})."""
+    nodes = graph['nodes']
+    factors = {node_id: (groups, factor) for node_id, groups, factor in merged}
+    new_id, kept = {}, []
+    for node_id, node in enumerate(nodes):
+        node = dict(node, inputs=[[new_id[i], k, v] for i, k, v in node['inputs']])
+        if node_id in factors:
+            groups, factor = factors[node_id]
+            weight_id, _, _ = nodes[node_id]['inputs'][1]
+            weight_node = kept[new_id[weight_id]]
+            weight_node['attrs'] = dict(weight_node.get('attrs', {}),
+                                        __shape__=str(tuple(shapes[weight_node['name']])))
+            weight = mx.sym.Variable(weight_node['name'])
+            built = json.loads(merged_group_weight(weight, groups, factor).tojson())
+            # the built nodes but the weight variable go before this convolution
+            offset = {}
+            for i, extra in enumerate(built['nodes']):
+                if extra['op'] == 'null':
+                    offset[i] = new_id[weight_id]
+                    continue
+                offset[i] = len(kept)
+                kept.append(dict(extra, name='%s_merged_weight%d' % (node['name'], i),
+                                 inputs=[[offset[j], k, v] for j, k, v in extra['inputs']]))
+            node['inputs'][1] = [offset[built['heads'][0][0]], 0, 0]
+            node['attrs'] = dict(node['attrs'], num_group=str(groups // factor))
+        new_id[node_id] = len(kept)
+        kept.append(node)
+    return {'nodes': kept,
+            'arg_nodes': [i for i, node in enumerate(kept) if node['op'] == 'null'],
+            'heads': [[new_id[i], k, v] for i, k, v in graph['heads']],
+            'attrs': graph.get('attrs', {})}
 
 
 def with_loss_head(sym, grad_scale=1.0, smooth_alpha=0.0):

@@ -123,6 +123,107 @@ def test_training_graph_rewrites_compute_the_same(network, kwargs):
     assert 'mean' not in ops and 'Pooling' in ops
 
 
+@pytest.mark.parametrize('groups,channels,block,factor', [
+    (32, 4, 8, 2), (32, 8, 8, 1), (32, 4, 16, 4), (32, 8, 16, 2), (6, 4, 8, 2), (3, 4, 8, 1),
+    (4, 3, 8, 1), (8, 3, 8, 8)])
+def test_group_merge_factor(groups, channels, block, factor):
+    assert graph.group_merge_factor(groups, channels, block) == factor
+
+
+def bind_and_run(sym, values, head_grad):
+    grads = {name: mx.nd.zeros(value.shape) for name, value in values.items()}
+    executor = sym.bind(mx.cpu(), dict(values), args_grad=grads)
+    executor.forward(is_train=True)
+    executor.backward(head_grad)
+    return executor.outputs[0].asnumpy(), {n: g.asnumpy() for n, g in grads.items()}
+
+
+def test_merged_group_convolution_computes_the_same():
+    """32 groups of 4 channels as 16 block-diagonal groups of 8: same output, same
+    gradients for the data and the (32-group) weight, under the same names."""
+    data = mx.sym.Variable('data')
+    sym = mx.sym.Convolution(data, num_filter=128, num_group=32, kernel=(3, 3), pad=(1, 1),
+                             stride=(2, 2), no_bias=True, name='conv2')
+    merged = graph.training_graph(sym, group_channels=8, data_shape=(2, 128, 9, 9))
+    conv, = [n for n in json.loads(merged.tojson())['nodes'] if n['op'] == 'Convolution']
+    assert (conv['name'], conv['attrs']['num_group']) == ('conv2', '16')
+    assert merged.list_arguments() == ['data', 'conv2_weight']
+    rng = np.random.RandomState(0)
+    values = {'data': mx.nd.array(rng.normal(size=(2, 128, 9, 9))),
+              'conv2_weight': mx.nd.array(rng.normal(size=(128, 4, 3, 3)))}
+    head = mx.nd.array(rng.normal(size=(2, 128, 5, 5)))
+    out, grads = bind_and_run(sym, values, head)
+    merged_out, merged_grads = bind_and_run(merged, values, head)
+    np.testing.assert_allclose(merged_out, out, rtol=1e-4, atol=1e-4)
+    for name in grads:
+        np.testing.assert_allclose(merged_grads[name], grads[name], rtol=1e-4, atol=1e-4)
+    assert graph.training_graph(sym, group_channels=4, data_shape=(2, 128, 9, 9)) is sym
+
+
+def test_resnext_training_graph_merges_the_small_groups_only():
+    sym = symbols.get_model('resnext50_32x4d', image_shape='3,64,64', num_classes=10)
+    shape = (2, 3, 64, 64)
+    trained = graph.training_graph(sym, group_channels=8, data_shape=shape)
+    groups = {n['name']: n['attrs'].get('num_group', '1')
+              for n in json.loads(trained.tojson())['nodes'] if n['op'] == 'Convolution'}
+    assert {n for n, g in groups.items() if g == '16'} == {
+        'stage1_unit%d_conv2' % u for u in (1, 2, 3)}
+    assert sum(g == '32' for g in groups.values()) == 4 + 6 + 3
+    assert trained.list_arguments() == sym.list_arguments()
+    assert trained.list_auxiliary_states() == sym.list_auxiliary_states()
+    assert trained.infer_shape(data=shape) == sym.infer_shape(data=shape)
+    built = [n['name'] for n in json.loads(sym.tojson())['nodes'] if n['op'] != 'null']
+    names = [n['name'] for n in json.loads(trained.tojson())['nodes'] if n['op'] != 'null']
+    assert [n for n in names if n in set(built)] == built  # every op kept, in order
+    executors = [s.simple_bind(mx.cpu(), data=shape, grad_req='null') for s in (sym, trained)]
+    rng = np.random.RandomState(0)
+    for name, array in zip(sym.list_arguments(), executors[0].arg_arrays):
+        array[:] = rng.normal(0, 0.05, array.shape) if name != 'softmax_label' else 1
+        executors[1].arg_dict[name][:] = array
+    for executor in executors:
+        for array in executor.aux_arrays:
+            array[:] = 1
+    outputs = [e.forward(is_train=True)[0].asnumpy() for e in executors]
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match='stage1_unit1_conv2 and needs data_shape'):
+        graph.training_graph(sym, group_channels=8)
+    assert graph.training_graph(sym, group_channels=0).list_arguments() == sym.list_arguments()
+
+
+def test_trainer_merges_groups_by_the_cpus_simd_width(monkeypatch):
+    def trained_groups(*argv):
+        args = train_resnet.build_parser().parse_args(
+            ['--benchmark', '1', '--network', 'resnext', '--num-layers', '50',
+             '--image-shape', '3,64,64', '--num-classes', '10', '--batch-size', '2',
+             '--num-examples', '2', '--model-prefix', '', '--log-file', ''] + list(argv))
+        image_shape = fit.configure(args)
+        trainer = fit.Trainer(args, fit.build_symbol(args, image_shape), image_shape)
+        module = trainer.build_module((2,) + image_shape, None, None, 0)
+        return {n['attrs'].get('num_group') for n in json.loads(module.symbol.tojson())['nodes']
+                if n['name'] == 'stage1_unit1_conv2'}
+    monkeypatch.setattr(runtime, 'simd_channels', lambda: 8)
+    assert trained_groups() == {'16'}
+    assert trained_groups('--group-channels', '0') == {'32'}
+    monkeypatch.setattr(runtime, 'simd_channels', lambda: 16)
+    assert trained_groups() == {'8'}
+
+
+@pytest.mark.parametrize('flags_line,lanes', [('flags\t\t: fpu sse2 avx avx2 fma', 8),
+                                              ('flags\t\t: fpu avx2 avx512f avx512bw', 16),
+                                              ('processor\t: 0', 8)])
+def test_simd_channels_reads_the_cpu_flags(tmp_path, flags_line, lanes):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('processor\t: 0\n%s\n' % flags_line)
+    assert runtime.simd_channels(str(cpuinfo)) == lanes
+    assert runtime.simd_channels(str(tmp_path / 'missing')) == 8
+
+
+def test_negative_group_channels_is_refused():
+    result = run_cli(['--group-channels', '-1', '--num-epochs', '1'])
+    assert result.returncode == 2 and result.stderr.count('\n') == 1
+    assert '--group-channels -1' in result.stderr
+
+
 def test_top_k_is_reported(tmp_path):
     prefix = str(tmp_path / 'model')
     record = train_resnet.run(SHORT + ['--num-epochs', '1', '--top-k', '5',
