@@ -36,6 +36,10 @@ def _table():
     for depth in (18, 34, 50, 101, 152):
         models['resnet%d_v1' % depth] = ModelConfig('resnet-v1', depth, {'shortcut': 'B'},
                                                     IMAGENET_INPUT, 1000)
+    # The ResNeXt paper's CIFAR networks (Sec. 5.2, Table 7), gluon-cv's cifar_resnext29_*
+    for groups, width in ((8, 64), (16, 64), (32, 4)):
+        models['resnext29_%dx%dd' % (groups, width)] = ModelConfig(
+            'resnext', 29, {'num_group': groups, 'bottleneck_width': width}, CIFAR_INPUT, 10)
     for depth, groups, width in ((50, 32, 4), (101, 32, 4), (101, 64, 4), (152, 32, 4)):
         models['resnext%d_%dx%dd' % (depth, groups, width)] = ModelConfig(
             'resnext', depth, {'num_group': groups, 'bottleneck_width': width},

@@ -3,17 +3,37 @@ node for node the graph of MXNet's `example/image-classification/symbols/resnext
 
 Post-activation units (the `resnet_v1` builder) whose 3x3 convolution has `num_group`
 groups; bottleneck width int(num_filter * 0.5); projection shortcuts `<name>_sc` +
-`<name>_sc_bn` on every stage's first unit; CIFAR depths for inputs up to 32 px high.
+`<name>_sc_bn` on every stage's first unit; CIFAR depths for inputs up to 32 px high (the
+reference's, and the ResNeXt paper's CIFAR template: `cifar_layout`).
 `bottleneck_width` (the d of "32x4d") sets the width to num_group * d in stage 1, doubled
 at each stage, the paper's constant-complexity templates (1x64d, 2x40d, 4x24d, 8x14d, 32x4d).
 """
 from fractions import Fraction
 
-from .blocks import (ACT_TYPES, BN_EPS, check_bn_eps, check_bool, check_choice,
-                     check_common_args, check_positive_int, depth_spec, parse_image_shape)
+from .blocks import (ACT_TYPES, BN_EPS, CIFAR_BOTTLENECK_FROM, CIFAR_DEPTHS_TEXT, Spec,
+                     check_bn_eps, check_bool, check_choice, check_common_args,
+                     check_positive_int, cifar_spec, depth_spec, parse_image_shape)
 from .resnet_v1 import post_activation_net
 
 CIFAR_MAX_HEIGHT = 32
+# Deliberate extension: the ResNeXt paper's CIFAR networks (Sec. 5.2: ResNeXt-29, 8x64d and
+# 16x64d; gluon-cv's cifar_resnext29_*) at the 9n+2 depths below 164 that the reference
+# refuses (29, 47, ...: its CIFAR depths below 164 are 6n+2 basic units, which keep
+# precedence): n bottleneck units a stage behind a 64-filter 3x3 stem, outputs 256, 512
+# and 1024. Their stem is the paper's conv0, bn0, relu0 (the reference's CIFAR stem is a
+# bare conv0).
+PAPER_CIFAR_FILTERS = (64, 256, 512, 1024)
+CIFAR_LAYOUT_TEXT = CIFAR_DEPTHS_TEXT + ", or the ResNeXt paper's 9n+2 below %d (11, 29, 47, ...)" \
+    % CIFAR_BOTTLENECK_FROM
+
+
+def cifar_layout(num_layers):
+    """The reference's CIFAR layout at its depths; else the ResNeXt paper's template at the
+    other 9n+2 depths below 164; else None."""
+    spec = cifar_spec(num_layers)
+    if spec is None and 11 <= num_layers < CIFAR_BOTTLENECK_FROM and (num_layers - 2) % 9 == 0:
+        spec = Spec([(num_layers - 2) // 9] * 3, PAPER_CIFAR_FILTERS, True)
+    return spec
 
 
 def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspace=256,
@@ -31,7 +51,8 @@ def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspac
     data_bn = check_bool('data_bn', kwargs.get('data_bn', True))
     bn_eps = check_bn_eps(kwargs.get('bn_eps', BN_EPS))
     image_shape = parse_image_shape(image_shape)
-    spec = depth_spec('resnext', num_layers, image_shape, CIFAR_MAX_HEIGHT)
+    spec = depth_spec('resnext', num_layers, image_shape, CIFAR_MAX_HEIGHT, cifar_layout,
+                      CIFAR_LAYOUT_TEXT)
     width_ratio = 0.5
     bottleneck_width = kwargs.get('bottleneck_width')
     if bottleneck_width is not None:
@@ -47,7 +68,8 @@ def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspac
             raise ValueError('num_group=%d does not divide the bottleneck widths %s of '
                              'resnext-%d' % (num_group, widths, num_layers))
     return post_activation_net(spec, num_classes, image_shape, shortcut='B',
-                               exact_dim_match=False, small_bn_act=False,
+                               exact_dim_match=False,
+                               small_bn_act=spec.filter_list == PAPER_CIFAR_FILTERS,
                                bn_mom=kwargs.get('bn_mom', 0.9), workspace=conv_workspace,
                                dtype=dtype, act_type=act_type,
                                memonger=kwargs.get('memonger', False),

@@ -100,7 +100,7 @@ TORCHVISION_PARAMS = {
 }
 PAPER_MILLIONS = {'resnet20_v1': 0.27, 'resnet32_v1': 0.46, 'resnet44_v1': 0.66,
                   'resnet56_v1': 0.85, 'resnet110_v1': 1.7, 'resnet164': 1.7,
-                  'resnet1202_v1': 19.4}
+                  'resnet1202_v1': 19.4, 'resnext29_8x64d': 34.4}
 BN_DATA = 6
 
 

@@ -111,6 +111,41 @@ def test_imagenet_figures(network, num_layers, options, params_m, gflops):
     assert total_macs(sym, '3,224,224') == pytest.approx(gflops * 1e9, rel=0.05)
 
 
+# ResNeXt paper, Table 7 (CIFAR-10): ResNeXt-29 8x64d 34.4M, 16x64d 68.1M parameters.
+@pytest.mark.parametrize('num_group,bottleneck_width,params_m', [(8, 64, 34.4), (16, 64, 68.1)])
+def test_cifar_resnext29_is_the_papers(num_group, bottleneck_width, params_m):
+    sym = build('resnext', 29, '3,32,32', 10, num_group=num_group,
+                bottleneck_width=bottleneck_width)
+    graph = json.loads(sym.tojson())['nodes']
+    nodes = {n['name']: n for n in graph if n['op'] != 'null'}
+    assert (nodes['conv0']['attrs']['kernel'], nodes['conv0']['attrs']['num_filter']) == \
+        ('(3, 3)', '64')
+    # the paper's stem: conv0, bn0, relu0 (the reference's CIFAR stem is a bare conv0)
+    assert graph[nodes['relu0']['inputs'][0][0]]['name'] == 'bn0'
+    assert graph[nodes['bn0']['inputs'][0][0]]['name'] == 'conv0'
+    assert 'pool0' not in nodes and 'stage4_unit1_conv1' not in nodes
+    for stage in range(3):
+        units = [n for n in nodes if n.startswith('stage%d_' % (stage + 1)) and
+                 n.endswith('_conv2')]
+        assert len(units) == 3
+        conv2 = nodes['stage%d_unit1_conv2' % (stage + 1)]['attrs']
+        assert (conv2['num_filter'], conv2['num_group']) == (
+            str(num_group * bottleneck_width * 2 ** stage), str(num_group))
+        assert nodes['stage%d_unit1_conv3' % (stage + 1)]['attrs']['num_filter'] == \
+            str(256 * 2 ** stage)
+    # within 0.1%: the paper rounds, and ours counts bn_data and the BatchNorms' betas
+    assert count_params(sym, (1, 3, 32, 32)) == pytest.approx(params_m * 1e6, rel=1e-3)
+
+
+def test_reference_cifar_depths_keep_precedence_over_the_resnext29_template():
+    # 20 is both 6n+2 and 9n+2: the reference's basic units, no groups
+    nodes = json.loads(build('resnext', 20, '3,32,32', 10).tojson())['nodes']
+    assert not [n for n in nodes if n.get('attrs', {}).get('num_group', '1') != '1']
+    assert 'stage1_unit3_conv2' in {n['name'] for n in nodes}
+    with pytest.raises(ValueError, match=r"or the ResNeXt paper's 9n\+2 below 164 \(11, 29"):
+        build('resnext', 30, '3,32,32', 10)
+
+
 # ResNeXt paper, Table 3 (top): ResNet-50 with preserved complexity, ~4.1 GFLOPs, ~25M params.
 @pytest.mark.parametrize('num_group,bottleneck_width', [(1, 64), (2, 40), (4, 24), (8, 14),
                                                         (32, 4)])
