@@ -7,6 +7,7 @@
     python experiments/fashion_mnist.py train resnet-20 --recipe regularised --mirror 0
     python experiments/fashion_mnist.py train resnet-20 --recipe tricks --mirror 0 --epochs 36
     python experiments/fashion_mnist.py degradation       # plain/resnet-20/56, 4-epoch schedule
+    python experiments/fashion_mnist.py ablation          # --recipe tricks less one ingredient
     python experiments/fashion_mnist.py report            # table + curves from the logs
 
 The recipe is the paper's CIFAR-10 one scaled to a shorter schedule: batch 128, SGD with
@@ -28,7 +29,9 @@ same with batch 64 and lr 0.05 (twice the steps per epoch). `--recipe tricks` ad
 `regularised` the training-recipe switches of docs/training.md: no weight decay on BatchNorm
 and biases (`--no-wd`), each residual branch's last BN gamma starting at zero
 (`--last-gamma`), and an exponential moving average of the weights (`--model-ema`, decay
-0.999: about two epochs), scored beside the weights each epoch.
+0.999: about two epochs), scored beside the weights each epoch. `ablation` trains ResNet-20
+with `--recipe tricks --mirror 0` on a shorter schedule, then once with each ingredient
+taken out (`tricks-minus-<ingredient>`: the paper's value comes back) and once with flips.
 `--seed N` repeats a run with another seed, in folders suffixed `-seed<N>`.
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again. `report` copies each
@@ -76,6 +79,17 @@ RECIPES['regularised-b64'] = dict(RECIPES['regularised'], **{'--batch-size': '64
 RECIPES['tricks'] = dict(RECIPES['regularised'], **{
     '--no-wd': True, '--last-gamma': True, '--model-ema': True,
     '--model-ema-decay': '0.999'})
+# ablation: ingredient of `tricks` -> the recipe flags that make it (dropped, the paper's
+# value of each flag comes back)
+INGREDIENTS = {
+    'erasing': ['--random-erasing'], 'smoothing': ['--label-smoothing'], 'wd5e-4': ['--wd'],
+    'cosine': ['--lr-schedule', '--lr-step-epochs', '--lr-factor'], 'no-wd': ['--no-wd'],
+    'last-gamma': ['--last-gamma'], 'ema': ['--model-ema', '--model-ema-decay'],
+}
+for _ingredient, _flags in INGREDIENTS.items():
+    RECIPES['tricks-minus-' + _ingredient] = {
+        flag: value for flag, value in RECIPES['tricks'].items() if flag not in _flags}
+ABLATION_EPOCHS = 12  # one run of the recipe and of each ablation: see docs/RESULTS.md
 
 
 RUN_FOLDER = re.compile(r'^(?:%s)-(\d+)ep(-mirror|-nomirror)?(%s)?(?:-seed(\d+))?$' % (
@@ -265,6 +279,9 @@ def main(argv=None):
     four.add_argument('--epochs', type=int, default=DEGRADATION_EPOCHS)
     four.add_argument('--mirror', type=int, choices=(0, 1), default=MIRROR,
                       help='random horizontal flips (the recipe: %d)' % MIRROR)
+    cut = sub.add_parser('ablation', help='ResNet-20, --recipe tricks less each ingredient, '
+                                          'then report')
+    cut.add_argument('--epochs', type=int, default=ABLATION_EPOCHS)
     sub.add_parser('report', help='print the results table and draw the curves')
     # flags this script does not know go to train_resnet.py (e.g. --data-nthreads 4)
     args, extra = parser.parse_known_args(argv)
@@ -273,6 +290,14 @@ def main(argv=None):
     if args.command == 'pack':
         return pack()
     if args.command == 'report':
+        return report()
+    if args.command == 'ablation':
+        runs = [(0, 'tricks')] + [(0, 'tricks-minus-' + i) for i in INGREDIENTS] + \
+            [(1, 'tricks')]  # the last: flips back
+        for mirror, recipe in runs:
+            status = train('resnet-20', args.epochs, mirror=mirror, recipe=recipe)
+            if status:
+                return status
         return report()
     if args.command == 'degradation':
         for name in RUNS:

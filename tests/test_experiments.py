@@ -88,6 +88,40 @@ def test_tricks_recipe_adds_the_switches_of_the_training_recipe(experiment):
     assert experiment.RUN_FOLDER.match('resnet-20-36ep-nomirror-tricks').group(3) == '-tricks'
 
 
+def test_each_ablation_takes_out_one_ingredient_of_the_tricks_recipe(experiment):
+    import train_resnet
+    parse = train_resnet.build_parser().parse_args
+    full = parse(experiment.train_command('resnet-20', 12, mirror=0, recipe='tricks')[2:])
+    expected = {'erasing': ('random_erasing', 0.0), 'smoothing': ('label_smoothing', 0.0),
+                'wd5e-4': ('wd', 1e-4), 'cosine': ('lr_schedule', 'step'),
+                'no-wd': ('no_wd', False), 'last-gamma': ('last_gamma', False),
+                'ema': ('model_ema', False)}
+    assert set(expected) == set(experiment.INGREDIENTS)
+    for ingredient, (key, value) in expected.items():
+        recipe = 'tricks-minus-' + ingredient
+        command = experiment.train_command('resnet-20', 12, mirror=0, recipe=recipe)
+        args = parse(command[2:])
+        changed = {k for k, v in vars(args).items() if v != getattr(full, k)}
+        assert getattr(args, key) == value, ingredient
+        assert changed <= {key, 'model_prefix', 'lr_step_epochs', 'lr_factor',
+                           'model_ema_decay'}, (ingredient, changed)
+        assert experiment.RUN_FOLDER.match(experiment.run_name(
+            'resnet-20', 12, 0, recipe)).group(3) == '-' + recipe
+    cosine = parse(experiment.train_command('resnet-20', 12, mirror=0,
+                                            recipe='tricks-minus-cosine')[2:])
+    assert (cosine.lr_step_epochs, cosine.lr_factor) == ('6,9', 0.1)
+
+
+def test_ablation_trains_the_recipe_each_cut_and_flips(experiment, monkeypatch):
+    runs = []
+    monkeypatch.setattr(experiment, 'train', lambda name, epochs, mirror, recipe:
+                        runs.append((name, epochs, mirror, recipe)) or 0)
+    monkeypatch.setattr(experiment, 'report', lambda: 0)
+    assert experiment.main(['ablation', '--epochs', '3']) == 0
+    assert runs[0] == ('resnet-20', 3, 0, 'tricks') and runs[-1] == ('resnet-20', 3, 1, 'tricks')
+    assert [r[3] for r in runs[1:-1]] == ['tricks-minus-' + i for i in experiment.INGREDIENTS]
+
+
 def test_seed_runs_in_its_own_folder(experiment):
     command = experiment.train_command('resnet-20', 30, mirror=0, recipe='regularised', seed=1)
     assert flag(command, '--seed') == '1'
