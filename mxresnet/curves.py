@@ -1,11 +1,12 @@
 """Error-versus-epoch curves of training runs, as in the ResNet paper's figures: training
-error dashed, validation error solid, one colour per run (tools/plot_curves.py, and the
-experiments' reports)."""
+error dashed, validation error solid (the moving average of --model-ema dotted), one colour
+per run (tools/plot_curves.py, and the experiments' reports)."""
 from .log import read_epochs
 
 
 def draw(ax, logs, labels, title=None):
-    """Training (dashed) and validation (solid) error of each log on one matplotlib axes."""
+    """Training (dashed) and validation (solid; dotted: the weights' moving average, where
+    the log has it) error of each log on one matplotlib axes."""
     for index, (path, label) in enumerate(zip(logs, labels)):
         records = read_epochs(path)
         color = 'C%d' % (index % 10)
@@ -15,6 +16,9 @@ def draw(ax, logs, labels, title=None):
         if all('val_top1' in r for r in records):
             ax.plot(epochs, [100 * (1 - r['val_top1']) for r in records], '-', color=color,
                     linewidth=2, label='%s val' % label)
+        if all('val_ema_top1' in r for r in records):
+            ax.plot(epochs, [100 * (1 - r['val_ema_top1']) for r in records], ':',
+                    color=color, linewidth=2, label='%s val, moving average' % label)
     ax.set_xlabel('epoch')
     ax.set_ylabel('error (%)')
     ax.grid(True, alpha=0.3)

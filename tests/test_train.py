@@ -692,6 +692,27 @@ def test_plot_curves_draws_runs_from_logs(tmp_path, uninterrupted):
     assert log.read_epochs(uninterrupted + '-log.jsonl')[-1]['epoch'] == 2
 
 
+def test_curves_draw_the_moving_average_where_the_log_has_it(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mxresnet import curves
+    logs = []
+    for name, ema in (('plain', False), ('ema', True)):
+        path = tmp_path / (name + '.jsonl')
+        records = [dict({'event': 'epoch', 'epoch': e, 'train_top1': 0.5, 'val_top1': 0.6},
+                        **({'val_ema_top1': 0.7} if ema else {})) for e in (1, 2)]
+        path.write_text(''.join(json.dumps(r) + '\n' for r in records))
+        logs.append(str(path))
+    fig, ax = plt.subplots()
+    curves.draw(ax, logs, ['a', 'b'])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert sorted(lines) == ['a train', 'a val', 'b train', 'b val',
+                             'b val, moving average']
+    assert list(lines['b val, moving average'].get_ydata()) == pytest.approx([30.0, 30.0])
+    plt.close(fig)
+
+
 def test_checkpoint_records_what_is_needed_to_use_it(uninterrupted):
     meta = checkpoint.read_metadata(uninterrupted)
     with open(os.path.join(ROOT, 'data', 'synset.txt')) as f:
