@@ -11,7 +11,7 @@ import symbols
 from . import flags, graph
 from .data import SyntheticDataIter
 from .errors import UsageError, mxnet_error_summary
-from .runtime import simd_channels, use_naive_engine
+from .runtime import default_group_channels, use_naive_engine
 
 MODES = ('train', 'inference')
 CPU_FLOAT16 = 'unsupported: no float16 GEMM on CPU'
@@ -77,9 +77,9 @@ def measure(row, mode, warmup, iters, repeats):
                             [batch.label[0].as_in_context(ctx)], pad=0)
     train = mode == 'train'
     if train:  # as train_resnet.py trains it (--group-channels' default)
-        cpu = row['device'][0] == 'cpu'
-        sym = graph.training_graph(sym, group_channels=simd_channels() if cpu else 0,
-                                   data_shape=shape)
+        sym = graph.training_graph(
+            sym, group_channels=default_group_channels(row['device'][0] == 'gpu'),
+            data_shape=shape)
     mod = mx.mod.Module(sym, context=ctx)
     try:
         mod.bind(data.provide_data, data.provide_label, for_training=train)

@@ -383,7 +383,7 @@ class Trainer(object):
         """--group-channels, its default resolved: the CPU's SIMD width, none on GPUs."""
         if self.args.group_channels is not None:
             return self.args.group_channels
-        return 0 if self.args.gpus else runtime.simd_channels()
+        return runtime.default_group_channels(self.args.gpus)
 
     def build_module(self, data_shape, arg_params, aux_params, begin_num_update):
         args = self.args

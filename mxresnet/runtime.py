@@ -60,6 +60,12 @@ def simd_channels(cpuinfo='/proc/cpuinfo'):
     return 8
 
 
+def default_group_channels(gpus):
+    """--group-channels when not given: none on GPUs (cuDNN has grouped kernels of its own),
+    else the CPU's SIMD width."""
+    return 0 if gpus else simd_channels()
+
+
 def use_naive_engine(gpus=(), kv_store='local'):
     """Run MXNet's operators on its synchronous engine when the process computes on the CPU
     alone, where it is faster than the threaded engine (docs/training.md). MXNet starts its
