@@ -26,7 +26,7 @@ TENSORBOARD = ['mxboard==0.1.0', 'protobuf>=3.20.2,<=3.20.3', 'tensorboard>=2.14
 # Python side; its frontend needs Java (checked with OpenJDK 17; Debian: default-jre-headless).
 SERVING = ['multi-model-server==1.1.11']
 
-# --data-backend dali (mxresnet/dali.py): NVIDIA DALI's CPU pipeline and its MXNet plugin.
+# --data-backend dali (mxresnet/dali.py): NVIDIA DALI's CPU pipeline.
 # 1.34.0 is the last release whose wheel holds the library itself (later ones fetch it from
 # NVIDIA's own index at install time); it runs CPU-only pipelines without CUDA. Its
 # dependency dm-tree asks for numpy>=1.23.3 on Python 3.11, which numpy 1.23.5 meets.

@@ -3,7 +3,7 @@
 data, float32, on the CPU: ResNeXt-50 32x4d at 3x224x224 or a CIFAR ResNeXt-29 at 3x32x32.
 
     python benchmarks/resnext.py --batch-size 8 --repeats 3 --torch-python /path/to/python
-    python benchmarks/resnext.py --model resnext29_32x4d --batch-size 64 ...
+    python benchmarks/resnext.py --model resnext29_32x4d --batch-size 32 ...
 
 Every measurement runs in its own process, the order of the contenders alternates between
 repeats, and the table shows the median of the repeats. Contenders:

@@ -1,14 +1,17 @@
 """--data-backend dali: NVIDIA DALI's CPU pipeline over the same .rec/.idx files as
 ImageRecordIter, with the augmentation of our ImageRecordIter flags.
 
-The random resized crop is decoded from the JPEG's crop window only
-(`fn.decoders.image_random_crop`); brightness, contrast and PCA noise are folded into the
-per-image normalisation, so only saturation costs a pass over the pixels. The batches are
+DALI reads, decodes and crops: the random resized crop is decoded from the JPEG's crop
+window only (`fn.decoders.image_random_crop`). Mirror, colour jitter and normalisation are
+one affine map of each crop's pixels (`ColourJitter`, OpenCV's `transform` on each crop,
+written into the batch that MXNet then reads without a copy): DALI's own colour operators
+on the CPU cost about as much as the decoding. The batches are
 `mx.io.DataBatch`es with ImageRecordIter's epoch semantics: a part of `num_parts` read per
 epoch, the last batch filled from the start of the part with `pad` saying how many. Flags
 it cannot do are refused by `check` before any work (docs/input-pipeline.md lists the
 differences).
 """
+import cv2
 import mxnet as mx
 import numpy as np
 
@@ -95,9 +98,10 @@ def _floor(node):
     return math.floor(node)
 
 
-def build_pipeline(path, idx_path, image_shape, mean, std, batch_size, threads, augment,
-                   num_parts, part_index, seed, resize):
-    """The DALI pipeline (not built) of `record_iter`, outputs (CHW float images, labels)."""
+def build_pipeline(path, idx_path, image_shape, batch_size, threads, augment, num_parts,
+                   part_index, seed, resize):
+    """The DALI pipeline (not built) of `record_iter`: (HWC uint8 crops of `image_shape`,
+    labels), the crops as ImageRecordIter's, before mirror, colour and normalisation."""
     from nvidia.dali import fn, pipeline_def, types
     channels, height, width = image_shape
     colour = types.GRAY if channels == 1 else types.RGB
@@ -115,92 +119,131 @@ def build_pipeline(path, idx_path, image_shape, mean, std, batch_size, threads, 
                 jpegs, output_type=colour, num_attempts=10,
                 random_area=[args.min_random_area, args.max_random_area],
                 random_aspect_ratio=aspect_range(args.max_random_aspect_ratio))
-            images = fn.resize(images, resize_x=width, resize_y=height, antialias=False)
+            return fn.resize(images, resize_x=width, resize_y=height, antialias=False), labels
+        shape = fn.peek_image_shape(jpegs)
+        new_h, new_w = _resized(fn, types, shape, resize, height, width)
+        images = fn.resize(fn.decoders.image(jpegs, output_type=colour),
+                           resize_x=new_w, resize_y=new_h, antialias=False)
+        pad = args.pad_size if args is not None else 0
+        room = fn.stack(new_h + 2 * pad - height, new_w + 2 * pad - width)
+        if args is not None and args.random_crop:  # in [-pad, size + pad - crop]
+            draw = fn.random.uniform(range=[0, 1], shape=[2])
+            start = _floor(draw * (room + 1)) - pad
         else:
-            shape = fn.peek_image_shape(jpegs)
-            new_h, new_w = _resized(fn, types, shape, resize, height, width)
-            images = fn.resize(fn.decoders.image(jpegs, output_type=colour),
-                               resize_x=new_w, resize_y=new_h, antialias=False)
-            pad = args.pad_size if args is not None else 0
-            room = fn.stack(new_h + 2 * pad - height, new_w + 2 * pad - width)
-            if args is not None and args.random_crop:  # in [-pad, size + pad - crop]
-                draw = fn.random.uniform(range=[0, 1], shape=[2])
-                start = _floor(draw * (room + 1)) - pad
-            else:
-                start = _floor(room / 2) - pad
-            fill = float(args.fill_value if args is not None else 0)
-            images = fn.slice(images, start=fn.cast(start, dtype=types.INT32),
-                              shape=[height, width], axis_names='HW',
-                              out_of_bounds_policy='pad', fill_values=fill)
-        mirror = fn.random.coin_flip() if args is not None and args.random_mirror else 0
-        if args is not None and (args.brightness or args.contrast or args.saturation or
-                                 args.pca_noise):
-            images, mean_, std_ = colour_jitter(fn, types, images, args, mean, std)
-        else:
-            mean_, std_ = list(mean), list(std)
-        images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout='CHW',
-                                          mean=mean_, std=std_, mirror=mirror)
-        return images, labels
+            start = _floor(room / 2) - pad
+        fill = float(args.fill_value if args is not None else 0)
+        return fn.slice(images, start=fn.cast(start, dtype=types.INT32),
+                        shape=[height, width], axis_names='HW', out_of_bounds_policy='pad',
+                        fill_values=fill), labels
 
     return pipeline()
 
 
-def colour_jitter(fn, types, images, args, mean, std):
-    """ImageRecordIter's brightness, contrast and saturation jitter and PCA noise: returns
-    (images, per-image mean, per-image std) for the normalisation to apply.
+class ColourJitter(object):
+    """ImageRecordIter's mirror, brightness, contrast and saturation jitter, PCA noise and
+    normalisation of a batch of HWC uint8 crops, as one affine map of each image's pixels.
 
     In pixel values y = b c sat(x) + b (1 - c) g + p, with b, c, s uniform in 1 -+
-    brightness, contrast, saturation, sat(x) = s x + (1 - s) gray(x) (DALI's `hsv`, on the
-    uint8 crop), g the image's mean gray and p the PCA offset: what ImageRecordIter does in
-    a random order, which changes only where it rounds and clips to 0..255. Everything but
-    the saturation is folded into the normalisation: (y - mean) / std is
-    (sat(x) - (mean - b (1 - c) g - p) / (b c)) / (std / (b c))."""
-    channels = len(mean)
-    weights = GRAY_WEIGHTS if channels == 3 else np.ones(channels) / channels
-    brightness, contrast = _factor(fn, args.brightness), _factor(fn, args.contrast)
-    gray = fn.reductions.sum(fn.reductions.mean(images, axes=[0, 1]) *
-                             types.Constant(weights.astype(np.float32)))
-    if args.saturation and channels == 3:
-        images = fn.hsv(images, saturation=_factor(fn, args.saturation))
-    shift = brightness * (1 - contrast) * gray
-    if args.pca_noise and channels == 3:
-        alpha = fn.random.normal(stddev=args.pca_noise, shape=[3])
-        shift = shift + fn.reductions.sum(types.Constant(PCA_BASIS.astype(np.float32)) *
-                                          alpha, axes=[1])
-    gain = brightness * contrast
-    return (images, (types.Constant(np.asarray(mean, np.float32)) - shift) / gain,
-            types.Constant(np.asarray(std, np.float32)) / gain)
+    brightness, contrast, saturation, sat(x) = s x + (1 - s) gray(x), g the image's mean
+    gray and p the PCA offset, then (y - mean) / std. ImageRecordIter applies the three
+    jitters in a random order, rounding and clipping to 0..255 after each; without that
+    the order changes nothing, and this map neither rounds nor clips. `augment` None: the
+    normalisation only."""
 
+    def __init__(self, augment, mean, std, seed):
+        self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.colour = len(mean) == 3
+        self.weights = GRAY_WEIGHTS if self.colour else np.ones(len(mean)) / len(mean)
+        self.augment = augment
+        self.rng = np.random.RandomState(seed)
+        self.pixels = self.mapped = None  # one crop's float32 pixels before and after
 
-def _factor(fn, jitter):
-    """A factor uniform in 1 -+ `jitter` for each image (1.0 when it is 0)."""
-    return fn.random.uniform(range=[1 - jitter, 1 + jitter]) if jitter else 1.0
+    def maps(self, images):
+        """(mirror flags, float32 affine maps of shape (images, C, C + 1)) of `images`."""
+        count, channels = len(images), len(self.mean)
+        args, ones = self.augment, np.ones(count)
+        mirror, gain, shift = np.zeros(count, bool), ones, np.zeros((count, channels))
+        mixing = np.broadcast_to(np.eye(channels), (count, channels, channels))
+        if args is not None:
+            if args.random_mirror:
+                mirror = self.rng.rand(count) < 0.5
+            brightness = self._factors(args.brightness, count)
+            contrast = self._factors(args.contrast, count)
+            gain = brightness * contrast
+            if args.contrast:
+                gray = np.array([np.dot(cv2.mean(image)[:channels], self.weights)
+                                 for image in images])
+                shift = shift + (brightness * (1 - contrast) * gray)[:, None]
+            if args.saturation and self.colour:
+                keep = self._factors(args.saturation, count)[:, None, None]
+                mixing = keep * np.eye(3) + (1 - keep) * self.weights[None, None, :]
+            if args.pca_noise and self.colour:
+                alpha = self.rng.normal(0, args.pca_noise, (count, 3))
+                shift = shift + alpha.dot(PCA_BASIS.T)
+        linear = gain[:, None, None] * mixing / self.std[None, :, None]
+        offset = (shift - self.mean) / self.std
+        return mirror, np.concatenate([linear, offset[:, :, None]], axis=2).astype(np.float32)
+
+    def apply(self, crops):
+        """NCHW float32 images of the NHWC uint8 `crops`, each through its affine map."""
+        mirror, maps = self.maps(crops)
+        count, height, width, channels = crops.shape
+        if self.pixels is None or self.pixels.shape != crops.shape[1:]:
+            self.pixels = np.empty(crops.shape[1:], np.float32)
+            self.mapped = np.empty_like(self.pixels)
+        out = np.empty((count, channels, height, width), np.float32)
+        for i, crop in enumerate(crops):
+            np.copyto(self.pixels, crop[:, ::-1] if mirror[i] else crop, casting='unsafe')
+            cv2.transform(self.pixels, maps[i], dst=self.mapped)
+            out[i] = self.mapped.transpose(2, 0, 1)
+        return out
+
+    def _factors(self, jitter, count):
+        """A factor uniform in 1 -+ `jitter` for each image (1.0 when it is 0)."""
+        if not jitter:
+            return np.ones(count)
+        return self.rng.uniform(1 - jitter, 1 + jitter, count)
 
 
 def record_iter(path, idx_path, image_shape, mean, std, batch_size, threads=2, augment=None,
                 num_parts=1, part_index=0, epoch=0, resize=0):
     """`mxresnet.data.record_iter`'s iterator (same arguments) read by DALI."""
     seed = (augment.seed + epoch) if augment is not None else 0
-    pipe = build_pipeline(path, idx_path, image_shape, mean, std, batch_size, threads,
-                          augment, num_parts, part_index, seed, resize)
-    return DaliIter(pipe)
+    pipe = build_pipeline(path, idx_path, image_shape, batch_size, threads, augment,
+                          num_parts, part_index, seed, resize)
+    return DaliIter(pipe, image_shape, num_parts, part_index,
+                    ColourJitter(augment, mean, std, seed))
 
 
 class DaliIter(mx.io.DataIter):
-    """One `mx.io.DataBatch` a step from DALI's MXNet iterator over `pipe` (built here)."""
+    """`mx.io.DataBatch`es of NCHW float32 images from the crops of `pipe` (built here)
+    through `jitter` (a ColourJitter), with ImageRecordIter's epochs: the
+    part's records in ceil(records / batch) batches, the last one filled from the stream
+    that goes on into the next epoch, `pad` saying how many."""
 
-    def __init__(self, pipe):
-        from nvidia.dali.plugin.mxnet import DALIClassificationIterator, LastBatchPolicy
+    def __init__(self, pipe, image_shape, num_parts, part_index, jitter):
         pipe.build()
-        self.source = DALIClassificationIterator(
-            pipe, reader_name='Reader', data_name='data', label_name='softmax_label',
-            last_batch_policy=LastBatchPolicy.PARTIAL, last_batch_padded=False)
-        super(DaliIter, self).__init__(pipe.max_batch_size)
-        self.provide_data = self.source.provide_data
-        self.provide_label = self.source.provide_label
+        batch_size = pipe.max_batch_size
+        super(DaliIter, self).__init__(batch_size)
+        total = pipe.reader_meta('Reader')['epoch_size']
+        self.records = total * (part_index + 1) // num_parts - total * part_index // num_parts
+        self.batches = -(-self.records // batch_size)
+        self.pipe, self.jitter, self.done = pipe, jitter, 0
+        self.provide_data = [mx.io.DataDesc('data', (batch_size,) + tuple(image_shape))]
+        self.provide_label = [mx.io.DataDesc('softmax_label', (batch_size,))]
 
     def reset(self):
-        self.source.reset()
+        self.done = 0
 
     def next(self):
-        return self.source.next()[0]
+        if self.done == self.batches:
+            raise StopIteration
+        crops, labels = self.pipe.run()
+        self.done += 1
+        pad = self.batches * self.batch_size - self.records if self.done == self.batches \
+            else 0
+        images = self.jitter.apply(crops.as_array())
+        return mx.io.DataBatch([mx.nd.from_numpy(images, zero_copy=True)],
+                               [mx.nd.array(labels.as_array().reshape(-1))], pad=pad,
+                               provide_data=self.provide_data,
+                               provide_label=self.provide_label)

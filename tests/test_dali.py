@@ -172,6 +172,46 @@ def test_contrast_and_saturation_keep_the_mean_gray(photos):
     assert abs(np.mean(ratios) - 1) < 0.05  # 200 images; sd of the mean about 0.017
 
 
+def test_colour_jitter_is_one_affine_map_an_image():
+    """mxresnet.dali.ColourJitter on uint8 crops: saturation keeps every pixel's gray and
+    scales its colour about it by one factor an image, contrast scales about the image's
+    mean gray, brightness scales, mirror flips; all factors in 1 -+ 0.4."""
+    rng = np.random.RandomState(1)
+    crops = rng.randint(40, 216, (24, 8, 10, 3)).astype(np.uint8)  # NHWC
+    x = crops.transpose(0, 3, 1, 2).astype(np.float64)
+    weights = np.array([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
+    mean, std = np.reshape(MEAN, (1, 3, 1, 1)), np.reshape(STD, (1, 3, 1, 1))
+
+    def pixels(**values):
+        jitter = dali.ColourJitter(flags(**values), MEAN, STD, seed=3)
+        return jitter.apply(crops) * std + mean
+
+    def factors(y, x, centre_y, centre_x):
+        """The one factor f an image with y - centre_y = f (x - centre_x), checked."""
+        dy, dx = (y - centre_y).reshape(len(y), -1), (x - centre_x).reshape(len(x), -1)
+        f = (dy * dx).sum(1) / (dx * dx).sum(1)
+        np.testing.assert_allclose(dy, f[:, None] * dx, atol=0.01)
+        assert f.min() >= 0.6 - 1e-6 and f.max() <= 1.4 + 1e-6 and f.std() > 0.1
+        return f
+
+    np.testing.assert_allclose(pixels(), x, atol=1e-3)  # the normalisation only
+    y = pixels(saturation=0.4)
+    gray_x, gray_y = (x * weights).sum(1, keepdims=True), (y * weights).sum(1, keepdims=True)
+    np.testing.assert_allclose(gray_y, gray_x, atol=0.01)
+    factors(y, x, gray_y, gray_x)
+    y = pixels(contrast=0.4)
+    mean_gray = gray_x.mean((2, 3), keepdims=True)
+    np.testing.assert_allclose((y * weights).sum(1, keepdims=True).mean((2, 3), keepdims=True),
+                               mean_gray, atol=0.01)
+    factors(y, x, mean_gray, mean_gray)
+    factors(pixels(brightness=0.4), x, 0, 0)
+    y = pixels(random_mirror=1)
+    flipped = np.array([np.allclose(a, b[:, :, ::-1], atol=1e-3) for a, b in zip(y, x)])
+    for a, b in zip(y[~flipped], x[~flipped]):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    assert 0 < flipped.sum() < len(x)
+
+
 def test_pad_and_crop_for_small_images(tmp_path):
     base = str(tmp_path / 'digits')
     rng = np.random.RandomState(1)
