@@ -190,6 +190,15 @@ def test_resnext_training_graph_merges_the_small_groups_only():
     assert graph.training_graph(sym, group_channels=0).list_arguments() == sym.list_arguments()
 
 
+@pytest.mark.parametrize('model, shape', [('resnet20', (2, 3, 28, 28)),
+                                          ('resnet50', (2, 3, 64, 64))])
+def test_group_merging_leaves_resnets_as_they_are(model, shape):
+    """No grouped convolution, nothing to merge: the ResNets train the same graph."""
+    sym = symbols.get_model(model, image_shape=','.join(map(str, shape[1:])))
+    assert graph.training_graph(sym, group_channels=16, data_shape=shape).tojson() == \
+        graph.training_graph(sym, group_channels=0, data_shape=shape).tojson()
+
+
 def test_trainer_merges_groups_by_the_cpus_simd_width(monkeypatch):
     def trained_groups(*argv):
         args = train_resnet.build_parser().parse_args(
