@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mxresnet.errors import UsageError, run_tool
+from mxresnet.errors import UsageError, run_tool  # noqa: E402
+from mxresnet.runtime import use_all_cores  # noqa: E402
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'retina', 'hubble_deep_field',
           'immunohistochemistry')
@@ -127,6 +128,7 @@ def load():
 
 
 def main(argv=None):
+    use_all_cores()  # ImageRecordIter's threads are MXNet's OpenMP threads, as in training
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--num-images', type=int, default=1000)
