@@ -43,7 +43,7 @@ EXTRAS = {
     'serving': SERVING,
     'dali': DALI,
     'benchmarks': BENCHMARKS,
-    'test': ['pytest>=7'] + ONNX + TENSORBOARD + SERVING + DALI,
+    'test': ['pytest>=7'] + ONNX + TENSORBOARD + SERVING + DALI + BENCHMARKS,
     # experiments/finetune_digits.py: the handwritten digits inside the wheel
     'experiments': ['scikit-learn>=1.3,<1.4'],
 }
