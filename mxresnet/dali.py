@@ -15,6 +15,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from .augment import GRAY_WEIGHTS
 from .errors import UsageError
 
 # Augmentation flags the pipeline does not implement, with the value that turns each off.
@@ -28,7 +29,6 @@ UNSUPPORTED = (('max_random_h', 0, 'HSL hue jitter'), ('max_random_s', 0, 'HSL s
 PCA_BASIS = np.array([[55.46 * -0.5675, 4.794 * 0.7192, 1.148 * 0.4009],
                       [55.46 * -0.5808, 4.794 * -0.0045, 1.148 * -0.8140],
                       [55.46 * -0.5836, 4.794 * -0.6948, 1.148 * 0.4203]])
-GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 SHUFFLE_BUFFER = 1024  # records DALI's reader shuffles among
 
 
@@ -153,7 +153,7 @@ class ColourJitter(object):
     def __init__(self, augment, mean, std, seed):
         self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         self.colour = len(mean) == 3
-        self.weights = GRAY_WEIGHTS if self.colour else np.ones(len(mean)) / len(mean)
+        self.weights = np.asarray(GRAY_WEIGHTS if self.colour else [1.0 / len(mean)] * len(mean))
         self.augment = augment
         self.rng = np.random.RandomState(seed)
         self.pixels = self.mapped = None  # one crop's float32 pixels before and after
@@ -161,8 +161,8 @@ class ColourJitter(object):
     def maps(self, images):
         """(mirror flags, float32 affine maps of shape (images, C, C + 1)) of `images`."""
         count, channels = len(images), len(self.mean)
-        args, ones = self.augment, np.ones(count)
-        mirror, gain, shift = np.zeros(count, bool), ones, np.zeros((count, channels))
+        args = self.augment
+        mirror, gain, shift = np.zeros(count, bool), np.ones(count), np.zeros((count, channels))
         mixing = np.broadcast_to(np.eye(channels), (count, channels, channels))
         if args is not None:
             if args.random_mirror:
