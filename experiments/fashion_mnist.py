@@ -8,6 +8,7 @@
     python experiments/fashion_mnist.py train resnet-20 --recipe tricks --mirror 0 --epochs 36
     python experiments/fashion_mnist.py degradation       # plain/resnet-20/56, 4-epoch schedule
     python experiments/fashion_mnist.py ablation          # --recipe tricks less one ingredient
+    python experiments/fashion_mnist.py ablation --jobs 2 # the same, two runs at a time
     python experiments/fashion_mnist.py report            # table + curves from the logs
 
 The recipe is the paper's CIFAR-10 one scaled to a shorter schedule: batch 128, SGD with
@@ -32,18 +33,19 @@ and biases (`--no-wd`), each residual branch's last BN gamma starting at zero
 0.999: about two epochs), scored beside the weights each epoch. `ablation` trains ResNet-20
 with `--recipe tricks --mirror 0` on a shorter schedule, then once with each ingredient
 taken out (`tricks-minus-<ingredient>`: the paper's value comes back) and once with flips.
-`--seed N` repeats a run with another seed, in folders suffixed `-seed<N>`.
+`--seed N` repeats a run with another seed, in folders suffixed `-seed<N>`. `ablation` and
+`degradation` take `--jobs N`: N runs at a time, each on its own share of the cores.
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again. `report` copies each
 run's per-epoch records to docs/logs/<folder>.jsonl, which is committed, and builds the table
 and the curves from there, so that they keep the runs of other machines and sessions.
 """
-import argparse
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -54,6 +56,7 @@ DOCS = os.path.join(ROOT, 'docs')
 sys.path.insert(0, ROOT)
 from mxresnet.checkpoint import available  # noqa: E402
 from mxresnet.curves import plot  # noqa: E402
+from mxresnet.flags import parser as cli_parser  # noqa: E402
 from mxresnet.errors import UsageError  # noqa: E402
 from mxresnet.log import read_epochs  # noqa: E402
 
@@ -162,6 +165,88 @@ def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     return subprocess.call(train_command(name, epochs, extra, mirror, recipe, seed), cwd=ROOT)
 
 
+def train_runs(runs, jobs):
+    """Train each (name, epochs, mirror, recipe) of `runs` that is not finished yet, `jobs`
+    at a time (`side_by_side`)."""
+    def plan():
+        todo = []
+        for name, epochs, mirror, recipe in runs:
+            directory = run_dir(name, epochs, mirror, recipe)
+            if len(run_epochs(directory)) < epochs:
+                todo.append((directory, train_command(name, epochs, (), mirror, recipe)))
+        return todo
+    return side_by_side(plan, jobs)
+
+
+def core_slots(jobs):
+    """The cores this process may run on, dealt out into `jobs` equal sets."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not 1 <= jobs <= len(cores):
+        raise UsageError('--jobs %d: accepted 1 to %d, the cores this process may use'
+                         % (jobs, len(cores)))
+    share = len(cores) // jobs
+    return [set(cores[i * share:(i + 1) * share]) for i in range(jobs)]
+
+
+def side_by_side(plan, jobs):
+    """Run the train_resnet.py commands of `plan()` ([(run folder, command)] still to train,
+    asked again whenever a run ends) to the end, `jobs` at a time. One job runs in the
+    foreground on every core. Several each get their own cores and as many OpenMP threads,
+    and write their output to train.out in their folder: on 2 cores, two one-core runs of
+    these small nets train more images a second in all than one two-core run
+    (docs/RESULTS.md), each at a little over half the speed. A failed run stops the others
+    (they resume from their last checkpoint when started again); returns its exit status."""
+    free = [None] if jobs == 1 else core_slots(jobs)
+    running = {}   # run folder -> (process, cores, output path or None)
+    finished = set()
+    try:
+        while True:
+            for directory, command in plan():
+                if directory in finished:
+                    raise SystemExit('%s: train_resnet.py ended without its epochs' % directory)
+                if not free:
+                    break
+                if directory not in running:
+                    running[directory] = start(directory, command, free.pop())
+            if not running:
+                return 0
+            time.sleep(1)
+            for directory, (process, cores, output) in list(running.items()):
+                status = process.poll()
+                if status is None:
+                    continue
+                del running[directory]
+                free.append(cores)
+                finished.add(directory)
+                if status:
+                    print('failed (exit status %d): %s%s' % (
+                        status, directory, '; its output: ' + output if output else ''),
+                        file=sys.stderr, flush=True)
+                    return status
+    finally:
+        for process, _, _ in running.values():
+            process.terminate()
+        for process, _, _ in running.values():
+            process.wait()
+
+
+def start(directory, command, cores):
+    """(process, cores, output path) of `command` started on `cores` (None: in the
+    foreground, on every core)."""
+    if cores is None:
+        print('+ ' + ' '.join(command), flush=True)
+        return subprocess.Popen(command, cwd=ROOT), None, None
+    os.makedirs(directory, exist_ok=True)
+    output = os.path.join(directory, 'train.out')
+    print('+ %s > %s' % (' '.join(command), output), flush=True)
+    with open(output, 'a') as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_NUM_THREADS=str(len(cores))),
+            preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    return process, cores, output
+
+
 def pack():
     os.makedirs(os.path.dirname(DATA), exist_ok=True)
     return subprocess.call([sys.executable, os.path.join(ROOT, 'tools', 'mnist2rec.py'),
@@ -262,7 +347,7 @@ def sum_wall(epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = cli_parser(__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('pack', help='pack Fashion-MNIST 60k/10k with tools/mnist2rec.py')
     one = sub.add_parser('train', help='train one run')
@@ -282,6 +367,9 @@ def main(argv=None):
     cut = sub.add_parser('ablation', help='ResNet-20, --recipe tricks less each ingredient, '
                                           'then report')
     cut.add_argument('--epochs', type=int, default=ABLATION_EPOCHS)
+    for command in (four, cut):
+        command.add_argument('--jobs', type=int, default=1,
+                             help='runs at a time, each on its own share of the cores')
     sub.add_parser('report', help='print the results table and draw the curves')
     # flags this script does not know go to train_resnet.py (e.g. --data-nthreads 4)
     args, extra = parser.parse_known_args(argv)
@@ -291,20 +379,18 @@ def main(argv=None):
         return pack()
     if args.command == 'report':
         return report()
-    if args.command == 'ablation':
-        runs = [(0, 'tricks')] + [(0, 'tricks-minus-' + i) for i in INGREDIENTS] + \
-            [(1, 'tricks')]  # the last: flips back
-        for mirror, recipe in runs:
-            status = train('resnet-20', args.epochs, mirror=mirror, recipe=recipe)
-            if status:
-                return status
-        return report()
-    if args.command == 'degradation':
-        for name in RUNS:
-            status = train(name, args.epochs, mirror=args.mirror)
-            if status:
-                return status
-        return report()
+    if args.command in ('ablation', 'degradation'):
+        if args.command == 'ablation':
+            runs = [('resnet-20', args.epochs, 0, 'tricks')] + \
+                [('resnet-20', args.epochs, 0, 'tricks-minus-' + i) for i in INGREDIENTS] + \
+                [('resnet-20', args.epochs, 1, 'tricks')]  # the last: flips back
+        else:
+            runs = [(name, args.epochs, args.mirror, 'paper') for name in RUNS]
+        try:
+            core_slots(args.jobs)
+        except UsageError as err:
+            parser.error(str(err))
+        return train_runs(runs, args.jobs) or report()
     if args.print:
         print(' '.join(train_command(args.name, args.epochs, extra, args.mirror, args.recipe,
                                      args.seed)))

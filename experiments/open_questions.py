@@ -2,6 +2,7 @@
 """The CIFAR reproduction log's open questions, answered on the full Fashion-MNIST.
 
     python experiments/open_questions.py            # pack, train what is missing, report
+    python experiments/open_questions.py --jobs 2   # the same, two runs at a time
     python experiments/open_questions.py status     # runs done and to do, time estimate
     python experiments/open_questions.py report     # docs/open-questions.md from docs/logs/
 
@@ -25,7 +26,6 @@ the page from there.
 """
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -34,7 +34,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 import fashion_mnist  # noqa: E402
-from fashion_mnist import DATA, command_of, epoch_records, paper_flags, sum_wall  # noqa: E402
+from fashion_mnist import (DATA, command_of, core_slots, epoch_records, paper_flags,  # noqa: E402
+                           side_by_side, sum_wall)
+from mxresnet.flags import parser as cli_parser  # noqa: E402
+from mxresnet.errors import UsageError  # noqa: E402
 
 RUNS_DIR = os.path.join(HERE, 'runs')
 DOCS = os.path.join(ROOT, 'docs')
@@ -153,18 +156,16 @@ def planned_runs():
     return runs
 
 
-def train_all():
+def train_all(jobs=1):
+    """Train every planned run to its end, `jobs` at a time; returns the exit status."""
     if not os.path.isfile(DATA + '-test.rec'):
         if fashion_mnist.pack():
             raise SystemExit('packing Fashion-MNIST failed')
-    while True:
-        todo = [run for run in planned_runs() if final_error(archived(*run)) is None]
-        if not todo:
-            return
-        command = command_of(train_flags(*todo[0]))
-        print('+ ' + ' '.join(command), flush=True)
-        if subprocess.call(command, cwd=ROOT):
-            raise SystemExit('failed: ' + ' '.join(command))
+
+    def plan():
+        return [(os.path.dirname(log_path(*run)), command_of(train_flags(*run)))
+                for run in planned_runs() if final_error(archived(*run)) is None]
+    return side_by_side(plan, jobs)
 
 
 def param_count(config):
@@ -279,11 +280,22 @@ the direction of a difference, not its size. A test image is 0.01 points.
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ['status']:
+    parser = cli_parser(__doc__.split('\n')[0])
+    parser.add_argument('command', nargs='?', choices=('status', 'report'),
+                        help='without one: train what is missing, then report')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time, each on its own share of the cores')
+    args = parser.parse_args(argv)
+    if args.command == 'status':
         return status()
-    if argv[:1] != ['report']:
-        train_all()
+    if args.command is None:
+        try:
+            core_slots(args.jobs)
+        except UsageError as err:
+            parser.error(str(err))
+        status_code = train_all(args.jobs)
+        if status_code:
+            return status_code
     return report()
 
 

@@ -575,7 +575,7 @@ class Trainer(object):
             num_layers=args.num_layers, model_prefix=args.model_prefix,
             pretrained='%s:%d' % self.pretrained if self.pretrained else None,
             freeze_stages=args.freeze_stages, backbone_lr_mult=args.backbone_lr_mult,
-            recipe=recipe)
+            recipe=recipe, cpu_cores=len(os.sched_getaffinity(0)))
         if self.rank != 0 or resumed:
             return
         found = sorted(checkpoint.available(args.model_prefix)) if args.model_prefix else []

@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -113,13 +115,128 @@ def test_each_ablation_takes_out_one_ingredient_of_the_tricks_recipe(experiment)
 
 
 def test_ablation_trains_the_recipe_each_cut_and_flips(experiment, monkeypatch):
-    runs = []
-    monkeypatch.setattr(experiment, 'train', lambda name, epochs, mirror, recipe:
-                        runs.append((name, epochs, mirror, recipe)) or 0)
+    calls = []
+    monkeypatch.setattr(experiment, 'train_runs', lambda runs, jobs:
+                        calls.append((runs, jobs)) or 0)
     monkeypatch.setattr(experiment, 'report', lambda: 0)
-    assert experiment.main(['ablation', '--epochs', '3']) == 0
+    assert experiment.main(['ablation', '--epochs', '3', '--jobs', '2']) == 0
+    (runs, jobs), = calls
+    assert jobs == 2
     assert runs[0] == ('resnet-20', 3, 0, 'tricks') and runs[-1] == ('resnet-20', 3, 1, 'tricks')
     assert [r[3] for r in runs[1:-1]] == ['tricks-minus-' + i for i in experiment.INGREDIENTS]
+
+
+def test_train_runs_plans_only_the_unfinished_runs(experiment, monkeypatch):
+    plans = []
+    monkeypatch.setattr(experiment, 'side_by_side', lambda plan, jobs: plans.append(plan()))
+    write_log(experiment.run_dir('resnet-20', 2, mirror=0, recipe='tricks'), [(0.3, 0.2)] * 2)
+    write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.2)])
+    experiment.train_runs([('resnet-20', 2, 0, 'tricks'), ('plain-20', 2, 1, 'paper'),
+                           ('resnet-56', 2, 1, 'paper')], 1)
+    (plan,) = plans
+    assert [os.path.basename(folder) for folder, _ in plan] == ['plain-20-2ep', 'resnet-56-2ep']
+    assert [command for _, command in plan] == [experiment.train_command('plain-20', 2),
+                                                experiment.train_command('resnet-56', 2)]
+
+
+# A stand-in for train_resnet.py in side_by_side's tests: records where it ran, then waits
+# for the file named in argv[2] (up to a minute: then NAME.timeout, exit 1) and exits with
+# status argv[3].
+FAKE_RUN = """
+import json, os, sys, time
+folder, wait_for, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+others_done = [f for f in os.listdir(os.path.dirname(folder)) if f.endswith('.done')]
+with open(folder + '.json', 'w') as f:
+    json.dump({'cores': sorted(os.sched_getaffinity(0)), 'pid': os.getpid(),
+               'threads': os.environ.get('OMP_NUM_THREADS'), 'others_done': others_done}, f)
+deadline = time.time() + 60
+while wait_for != '-' and not os.path.exists(wait_for):
+    if time.time() > deadline:
+        open(folder + '.timeout', 'w').close()
+        sys.exit(1)
+    time.sleep(0.05)
+open(folder + '.done', 'w').close()
+sys.exit(status)
+"""
+
+
+def fake_plan(tmp_path, runs):
+    """side_by_side's plan of fake runs {name: (file it waits for or '-', exit status)}: each
+    is to do until it has written NAME.done."""
+    base = tmp_path / 'fake'
+    base.mkdir(exist_ok=True)
+
+    def plan():
+        return [(str(base / name), [sys.executable, '-c', FAKE_RUN, str(base / name),
+                                    wait_for, str(status)])
+                for name, (wait_for, status) in runs.items()
+                if not (base / (name + '.done')).exists()]
+    return base, plan
+
+
+def ran(base, name):
+    with open(str(base / (name + '.json'))) as f:
+        return json.load(f)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='needs two cores')
+def test_side_by_side_runs_jobs_at_a_time_each_on_its_own_cores(experiment, tmp_path):
+    cores = sorted(os.sched_getaffinity(0))
+    base = tmp_path / 'fake'
+    # a and b each wait for the other to have started: they can only end side by side
+    base, plan = fake_plan(tmp_path, {'a': (str(base / 'b.json'), 0),
+                                      'b': (str(base / 'a.json'), 0), 'c': ('-', 0)})
+    assert experiment.side_by_side(plan, 2) == 0
+    a, b, c = (ran(base, name) for name in 'abc')
+    assert set(a['cores']).isdisjoint(b['cores'])
+    assert sorted(a['cores'] + b['cores']) == cores[:2 * (len(cores) // 2)]
+    assert a['threads'] == b['threads'] == str(len(cores) // 2)
+    assert c['others_done'], 'a third run started while two were running'
+    assert c['cores'] in (a['cores'], b['cores'])
+
+
+def test_side_by_side_one_job_runs_in_the_foreground_on_every_core(experiment, tmp_path):
+    base, plan = fake_plan(tmp_path, {'a': ('-', 0), 'b': ('-', 0)})
+    assert experiment.side_by_side(plan, 1) == 0
+    assert ran(base, 'a')['cores'] == sorted(os.sched_getaffinity(0))
+    assert ran(base, 'b')['others_done'] == ['a.done']
+    assert not (base / 'a' / 'train.out').exists()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='needs two cores')
+def test_side_by_side_a_failed_run_stops_the_others(experiment, tmp_path, capsys):
+    base = tmp_path / 'fake'
+    # b waits for a file nobody writes; a waits until b has started, then fails
+    base, plan = fake_plan(tmp_path, {'a': (str(base / 'b.json'), 3),
+                                      'b': (str(base / 'never'), 0)})
+    assert experiment.side_by_side(plan, 2) == 3
+    b = ran(base, 'b')
+    with pytest.raises(ProcessLookupError):
+        os.kill(b['pid'], 0)    # terminated and reaped, not left running
+    assert not (base / 'b.done').exists() and not (base / 'b.timeout').exists()
+    error = capsys.readouterr().err
+    assert 'failed (exit status 3): %s' % (base / 'a') in error
+    assert str(base / 'a' / 'train.out') in error
+
+
+def test_side_by_side_stops_when_a_run_ends_without_finishing(experiment, tmp_path):
+    def plan():  # the run never counts as finished
+        return [(str(tmp_path / 'a'), [sys.executable, '-c', 'pass'])]
+    with pytest.raises(SystemExit, match='ended without its epochs'):
+        experiment.side_by_side(plan, 1)
+
+
+@pytest.mark.parametrize('script, argv', [('fashion_mnist', ['ablation', '--jobs']),
+                                          ('fashion_mnist', ['degradation', '--jobs']),
+                                          ('open_questions', ['--jobs'])])
+def test_more_jobs_than_cores_is_one_line_before_any_work(script, argv, tmp_path):
+    jobs = str(len(os.sched_getaffinity(0)) + 1)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script + '.py')]
+                            + argv + [jobs], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == \
+        '%s.py: error: --jobs %s: accepted 1 to %d, the cores this process may use' % (
+            script, jobs, len(os.sched_getaffinity(0)))
 
 
 def test_seed_runs_in_its_own_folder(experiment):

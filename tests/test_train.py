@@ -748,6 +748,8 @@ def test_a_fresh_run_into_a_used_folder_starts_a_new_run_in_the_log(tmp_path, ca
     records = log.read_records(prefix + '-log.jsonl')
     starts = [(r['run'], r['resumed'], r['begin_epoch']) for r in records if r['event'] == 'run']
     assert starts == [(1, False, 0), (2, False, 0), (2, True, 1)]
+    assert {r['cpu_cores'] for r in records if r['event'] == 'run'} == \
+        {len(os.sched_getaffinity(0))}
     runs = log.runs(records)
     assert len(runs) == 2 and [r['epoch'] for r in runs[0] if r['event'] == 'epoch'] == [1]
     second = log.read_epochs(prefix + '-log.jsonl')
