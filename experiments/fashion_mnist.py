@@ -307,7 +307,7 @@ def report():
             last = records[-1]
             ema = [r['val_ema_top1'] for r in records if 'val_ema_top1' in r]
             rows.append('| %s | %s%s | %d epochs | %s | %d | %.2f%% | %.2f%% | %s | %.2f%% '
-                        '| %.1f min | %.0f |' % (
+                        '| %.1f min | %s |' % (
                             name, recipe, ', seed %d' % seed if seed else '', epochs,
                             'on' if mirror else 'off', last['epoch'],
                             100 * (1 - last['val_top1']),
@@ -315,7 +315,7 @@ def report():
                             '%.2f%%, %.2f%%' % (100 * (1 - ema[-1]), 100 * (1 - max(ema)))
                             if ema else '-',
                             100 * (1 - last['train_top1']), sum_wall(records) / 60,
-                            sorted(r['images_per_sec'] for r in records)[len(records) // 2]))
+                            speed_text(records)))
         # The paper's Fig. 6 layout: plain nets on the left, residual nets on the right.
         panels = []
         for kind, title in (('plain', 'plain'), ('resnet', 'residual')):
@@ -334,6 +334,18 @@ def report():
         f.write(table)
     print(table, end='')
     return 0
+
+
+def speed_text(records):
+    """The median epoch's images/s of a run and, where the log says (`cpu_cores`: logs from
+    2026-12-02 on), the cores its epochs ran on."""
+    if not records:
+        return '-'
+    median = sorted(r['images_per_sec'] for r in records)[len(records) // 2]
+    cores = sorted({r['cpu_cores'] for r in records if 'cpu_cores' in r})
+    if not cores:
+        return '%.0f' % median
+    return '%.0f (%s core%s)' % (median, '/'.join(map(str, cores)), 's' * (cores != [1]))
 
 
 def sum_wall(epochs):

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 import fashion_mnist  # noqa: E402
 from fashion_mnist import (DATA, command_of, core_slots, epoch_records, paper_flags,  # noqa: E402
-                           side_by_side, sum_wall)
+                           side_by_side, speed_text, sum_wall)
 from mxresnet.flags import parser as cli_parser  # noqa: E402
 from mxresnet.errors import UsageError  # noqa: E402
 
@@ -236,12 +236,10 @@ def report():
                 'images/s | the papers |', '| --- | --- | ---: | ---: | --- | ---: | --- |']
         for config in configs:
             records = archived(config, 0)
-            speed = sorted(r['images_per_sec'] for r in records)[len(records) // 2] \
-                if records else None
             rows.append('| %s | %s | %d | %s | %s | %s | %s |' % (
                 config, CONFIGS[config][3], param_count(config), mean_text(results[config]),
                 ' / '.join('%.2f' % e for e in results[config]) or 'not run yet',
-                '%.0f' % speed if speed else '-', PAPER.get(config, '-')))
+                speed_text(records), PAPER.get(config, '-')))
         sections.append('## %s\n\n%s\n\n%s\n' % (title, '\n'.join(rows),
                                                   '\n'.join(conclusion(configs, results))))
     depth = QUESTIONS[3][1]

@@ -575,7 +575,7 @@ class Trainer(object):
             num_layers=args.num_layers, model_prefix=args.model_prefix,
             pretrained='%s:%d' % self.pretrained if self.pretrained else None,
             freeze_stages=args.freeze_stages, backbone_lr_mult=args.backbone_lr_mult,
-            recipe=recipe, cpu_cores=len(os.sched_getaffinity(0)))
+            recipe=recipe)
         if self.rank != 0 or resumed:
             return
         found = sorted(checkpoint.available(args.model_prefix)) if args.model_prefix else []
@@ -678,7 +678,8 @@ class Trainer(object):
                 skip = begin_batch if epoch == begin_epoch else 0
                 train_values, speed = self.train_epoch(module, epoch, skip, train_metric, stop)
                 record = {'event': 'epoch', 'epoch': epoch + 1, 'batches': self.epoch_size,
-                          'images_per_sec': speed, 'wall_time': time.time() - run_start,
+                          'images_per_sec': speed, 'cpu_cores': len(os.sched_getaffinity(0)),
+                          'wall_time': time.time() - run_start,
                           'lr': self.learning_rate((epoch + 1) * self.epoch_size - 1)}
                 record.update({'train_' + k: v for k, v in train_values.items()})
                 if args.data_val and not args.benchmark:

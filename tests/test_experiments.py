@@ -239,6 +239,15 @@ def test_more_jobs_than_cores_is_one_line_before_any_work(script, argv, tmp_path
             script, jobs, len(os.sched_getaffinity(0)))
 
 
+def test_speed_is_the_median_epochs_with_the_cores_where_the_log_has_them(experiment):
+    speeds = [{'images_per_sec': v} for v in (300.0, 100.0, 200.0)]
+    assert experiment.speed_text(speeds) == '200'   # logs from before cpu_cores
+    assert experiment.speed_text([dict(r, cpu_cores=1) for r in speeds]) == '200 (1 core)'
+    assert experiment.speed_text([dict(r, cpu_cores=c) for r, c in zip(speeds, (2, 1, 2))]) \
+        == '200 (1/2 cores)'
+    assert experiment.speed_text([]) == '-'
+
+
 def test_seed_runs_in_its_own_folder(experiment):
     command = experiment.train_command('resnet-20', 30, mirror=0, recipe='regularised', seed=1)
     assert flag(command, '--seed') == '1'
