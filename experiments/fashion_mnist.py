@@ -285,8 +285,9 @@ def archive_logs():
 
 def report():
     """Print and write (docs/fashion-mnist.md) the table of every archived run
-    (`archive_logs`); draw docs/fashion-mnist-<E>ep.png for each schedule (with the folder's
-    suffix for the other flips setting or recipe)."""
+    (`archive_logs`), then the ablation's (`ablation_table`) for each schedule it ran; draw
+    docs/fashion-mnist-<E>ep.png for each schedule (with the folder's suffix for the other
+    flips setting or recipe)."""
     rows = ['| run | recipe | schedule | flips | epochs done | final test error | '
             'best test error | weight average (EMA): final, best | final train error | '
             'wall time | images/s |',
@@ -330,10 +331,54 @@ def report():
             plot(panels, os.path.join(DOCS, 'fashion-mnist-%dep%s.png' % (
                 epochs, suffix(mirror, recipe, seed))))
     table = '\n'.join(rows) + '\n'
+    for epochs in sorted({e for e, _, recipe, _ in schedules
+                          if recipe.startswith('tricks-minus-')}):
+        table += '\n' + ablation_table(logs_dir, epochs)
     with open(os.path.join(DOCS, 'fashion-mnist.md'), 'w') as f:
         f.write(table)
     print(table, end='')
     return 0
+
+
+def ablation_table(logs_dir, epochs):
+    """The ablation's table of `epochs`-epoch runs: `--recipe tricks` without flips, each
+    ingredient taken out, and flips put back; test error (%) of the weights and of their
+    moving average after the last epoch, and each against the recipe's."""
+    paper = paper_flags('resnet-v1', 20, epochs, '')
+
+    def text(flags, names):
+        words = [f if flags[f] is True else '%s %s' % (f, flags[f])
+                 for f in names if flags.get(f) is not None]
+        return '`%s`' % ' '.join(words) if words else 'none'
+    runs = [('the recipe (`--recipe tricks --mirror 0`)', 0, 'tricks')] + [
+        ('%s -> %s' % (text(RECIPES['tricks'], names), text(paper, names)), 0,
+         'tricks-minus-' + ingredient) for ingredient, names in INGREDIENTS.items()] + [
+        ('flips: `--random-mirror 1`', 1, 'tricks')]
+    rows = ['| %d epochs, ResNet-20: taken out -> what comes back | epochs done | test error '
+            '| moving average | against the recipe: weights, average |' % epochs,
+            '| --- | ---: | ---: | ---: | --- |']
+    base = None   # the recipe's errors, once its run is complete
+    for what, mirror, recipe in runs:
+        records = epoch_records(os.path.join(logs_dir, run_name(
+            'resnet-20', epochs, mirror, recipe) + '.jsonl'))
+        if not records:
+            rows.append('| %s | 0 | - | - | - |' % what)
+            continue
+        last = records[-1]
+        errors = (100 * (1 - last['val_top1']),
+                  100 * (1 - last['val_ema_top1']) if 'val_ema_top1' in last else None)
+        finished = len(records) >= epochs
+        is_recipe = (mirror, recipe) == (0, 'tricks')
+        if is_recipe and finished:
+            base = errors
+        against = '-'
+        if finished and base is not None and not is_recipe:
+            against = ', '.join('%+.2f' % (e - b) if None not in (e, b) else '-'
+                                for e, b in zip(errors, base))
+        rows.append('| %s | %d | %.2f%% | %s | %s |' % (
+            what, len(records), errors[0], '-' if errors[1] is None else '%.2f%%' % errors[1],
+            against))
+    return '\n'.join(rows) + '\n'
 
 
 def speed_text(records):

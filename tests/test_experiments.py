@@ -304,6 +304,29 @@ def test_report_writes_the_table_and_the_degradation_figure(experiment, capsys):
     assert width > 1.8 * height  # two panels side by side: plain nets, residual nets
 
 
+def test_report_has_the_ablation_table_against_the_whole_recipe(experiment, capsys):
+    def run(recipe, errors, ema=(), mirror=0):
+        write_log(experiment.run_dir('resnet-20', 2, mirror=mirror, recipe=recipe),
+                  [(0.3, e) for e in errors], ema_errors=ema)
+    run('tricks', [0.10, 0.06], ema=[0.09, 0.05])
+    run('tricks-minus-erasing', [0.10, 0.07], ema=[0.09, 0.0525])
+    run('tricks-minus-ema', [0.10, 0.055])
+    run('tricks', [0.20], ema=[0.2], mirror=1)   # under way: no difference yet
+    assert experiment.report() == 0
+    table = capsys.readouterr().out
+    rows = {line.split(' | ')[0][2:]: line for line in table.splitlines()
+            if line.startswith('| ')}
+    assert rows['the recipe (`--recipe tricks --mirror 0`)'] == \
+        '| the recipe (`--recipe tricks --mirror 0`) | 2 | 6.00% | 5.00% | - |'
+    assert rows['`--random-erasing 0.5` -> none'].endswith('| 2 | 7.00% | 5.25% | +1.00, +0.25 |')
+    assert rows['`--model-ema --model-ema-decay 0.999` -> none'].endswith(
+        '| 2 | 5.50% | - | -0.50, - |')
+    assert rows['`--wd 5e-4` -> `--wd 1e-4`'].endswith('| 0 | - | - | - |')
+    assert rows['`--lr-schedule cosine` -> `--lr-schedule step --lr-step-epochs 1,2 '
+                '--lr-factor 0.1`'].endswith('| 0 | - | - | - |')
+    assert rows['flips: `--random-mirror 1`'].endswith('| 1 | 20.00% | 20.00% | - |')
+
+
 def test_report_keeps_archived_runs(experiment, capsys):
     """Runs reported once stay in the table after their folders are gone (a fresh clone);
     a run folder with fewer epochs than the archive does not replace it."""
