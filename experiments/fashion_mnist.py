@@ -43,6 +43,7 @@ and the curves from there, so that they keep the runs of other machines and sess
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -194,11 +195,13 @@ def side_by_side(plan, jobs):
     foreground on every core. Several each get their own cores and as many OpenMP threads,
     and write their output to train.out in their folder: on 2 cores, two one-core runs of
     these small nets train more images a second in all than one two-core run
-    (docs/RESULTS.md), each at a little over half the speed. A failed run stops the others
-    (they resume from their last checkpoint when started again); returns its exit status."""
+    (docs/RESULTS.md), each at a little over half the speed. A failed run stops the others,
+    as does SIGTERM (they checkpoint, and resume from there when started again); returns
+    the exit status."""
     free = [None] if jobs == 1 else core_slots(jobs)
     running = {}   # run folder -> (process, cores, output path or None)
     finished = set()
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     try:
         while True:
             for directory, command in plan():
@@ -224,6 +227,7 @@ def side_by_side(plan, jobs):
                         file=sys.stderr, flush=True)
                     return status
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for process, _, _ in running.values():
             process.terminate()
         for process, _, _ in running.values():

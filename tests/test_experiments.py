@@ -2,8 +2,10 @@
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -217,6 +219,30 @@ def test_side_by_side_a_failed_run_stops_the_others(experiment, tmp_path, capsys
     error = capsys.readouterr().err
     assert 'failed (exit status 3): %s' % (base / 'a') in error
     assert str(base / 'a' / 'train.out') in error
+
+
+def test_sigterm_stops_side_by_side_and_its_runs(tmp_path):
+    base = tmp_path / 'fake'
+    base.mkdir()
+    runner = '''
+import sys
+sys.path.insert(0, %r)
+import fashion_mnist
+def plan():
+    return [(%r + '/' + name, [sys.executable, '-c', %r, %r + '/' + name, %r, '0'])
+            for name in 'ab']
+sys.exit(fashion_mnist.side_by_side(plan, %d))
+''' % (os.path.join(ROOT, 'experiments'), str(base), FAKE_RUN, str(base), str(base / 'never'),
+       min(2, len(os.sched_getaffinity(0))))
+    parent = subprocess.Popen([sys.executable, '-c', runner])
+    deadline = time.time() + 60
+    while not (base / 'a.json').exists() and time.time() < deadline:
+        time.sleep(0.1)
+    parent.terminate()
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(ran(base, 'a')['pid'], 0)
+    assert not list(base.glob('*.timeout')) and not list(base.glob('*.done'))
 
 
 def test_side_by_side_stops_when_a_run_ends_without_finishing(experiment, tmp_path):
