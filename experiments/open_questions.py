@@ -20,9 +20,9 @@ crops, flips) over EPOCHS epochs with the lr divided by 10 at half and three qua
 that the whole study fits about 8 hours of a 2-core machine. Seed 0 first for every
 configuration; then seed 1 for each configuration whose seed-0 test error is within NOISE
 points of another's in one of its questions. Runs go to experiments/runs/oq-*/ and continue
-from their last complete checkpoint when started again (stop with Ctrl-C or SIGTERM at any time); the
-report copies each run's per-epoch records to docs/logs/oq-*.jsonl (committed) and writes
-the page from there.
+from their last complete checkpoint when started again (stop with Ctrl-C or SIGTERM at any
+time); the report copies each run's per-epoch records to docs/logs/oq-*.jsonl (committed)
+and writes the page from there.
 """
 import json
 import os
