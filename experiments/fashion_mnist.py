@@ -386,14 +386,14 @@ def ablation_table(logs_dir, epochs):
 
 
 def speed_text(records):
-    """The median epoch's images/s of a run and, where the log says (`cpu_cores`: logs from
-    2026-12-02 on), the cores its epochs ran on."""
+    """The median epoch's images/s of a run and, where every epoch's record says
+    (`cpu_cores`: epochs from 2026-12-02 on), the cores its epochs ran on."""
     if not records:
         return '-'
     median = sorted(r['images_per_sec'] for r in records)[len(records) // 2]
-    cores = sorted({r['cpu_cores'] for r in records if 'cpu_cores' in r})
-    if not cores:
+    if not all('cpu_cores' in r for r in records):
         return '%.0f' % median
+    cores = sorted({r['cpu_cores'] for r in records})
     return '%.0f (%s core%s)' % (median, '/'.join(map(str, cores)), 's' * (cores != [1]))
 
 

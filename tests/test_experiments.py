@@ -272,6 +272,8 @@ def test_speed_is_the_median_epochs_with_the_cores_where_the_log_has_them(experi
     assert experiment.speed_text([dict(r, cpu_cores=c) for r, c in zip(speeds, (2, 1, 2))]) \
         == '200 (1/2 cores)'
     assert experiment.speed_text([]) == '-'
+    assert experiment.speed_text(speeds[:1] + [dict(r, cpu_cores=1) for r in speeds[1:]]) \
+        == '200'   # a run resumed by a version that logs it: not known for all its epochs
 
 
 def test_seed_runs_in_its_own_folder(experiment):
