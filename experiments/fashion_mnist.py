@@ -40,6 +40,7 @@ interrupted run continues from its last checkpoint when started again. `report` 
 run's per-epoch records to docs/logs/<folder>.jsonl, which is committed, and builds the table
 and the curves from there, so that they keep the runs of other machines and sessions.
 """
+import argparse
 import json
 import os
 import re
@@ -187,6 +188,20 @@ def core_slots(jobs):
                          % (jobs, len(cores)))
     share = len(cores) // jobs
     return [set(cores[i * share:(i + 1) * share]) for i in range(jobs)]
+
+
+def add_jobs_flag(parser):
+    """--jobs N of a study's command line, checked against the cores as it is parsed (a bad
+    N is the parser's one-line error, before any work)."""
+    class Jobs(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            try:
+                core_slots(value)
+            except UsageError as err:
+                parser.error(str(err))
+            setattr(namespace, self.dest, value)
+    parser.add_argument('--jobs', type=int, default=1, action=Jobs,
+                        help='runs at a time, each on its own share of the cores')
 
 
 def side_by_side(plan, jobs):
@@ -429,8 +444,7 @@ def main(argv=None):
                                           'then report')
     cut.add_argument('--epochs', type=int, default=ABLATION_EPOCHS)
     for command in (four, cut):
-        command.add_argument('--jobs', type=int, default=1,
-                             help='runs at a time, each on its own share of the cores')
+        add_jobs_flag(command)
     sub.add_parser('report', help='print the results table and draw the curves')
     # flags this script does not know go to train_resnet.py (e.g. --data-nthreads 4)
     args, extra = parser.parse_known_args(argv)
@@ -447,10 +461,6 @@ def main(argv=None):
                 [('resnet-20', args.epochs, 1, 'tricks')]  # the last: flips back
         else:
             runs = [(name, args.epochs, args.mirror, 'paper') for name in RUNS]
-        try:
-            core_slots(args.jobs)
-        except UsageError as err:
-            parser.error(str(err))
         return train_runs(runs, args.jobs) or report()
     if args.print:
         print(' '.join(train_command(args.name, args.epochs, extra, args.mirror, args.recipe,

@@ -34,10 +34,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 import fashion_mnist  # noqa: E402
-from fashion_mnist import (DATA, command_of, core_slots, epoch_records, paper_flags,  # noqa: E402
-                           side_by_side, speed_text, sum_wall)
+from fashion_mnist import (DATA, add_jobs_flag, command_of, epoch_records,  # noqa: E402
+                           paper_flags, side_by_side, speed_text, sum_wall)
 from mxresnet.flags import parser as cli_parser  # noqa: E402
-from mxresnet.errors import UsageError  # noqa: E402
 
 RUNS_DIR = os.path.join(HERE, 'runs')
 DOCS = os.path.join(ROOT, 'docs')
@@ -281,19 +280,12 @@ def main(argv=None):
     parser = cli_parser(__doc__.split('\n')[0])
     parser.add_argument('command', nargs='?', choices=('status', 'report'),
                         help='without one: train what is missing, then report')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs at a time, each on its own share of the cores')
+    add_jobs_flag(parser)
     args = parser.parse_args(argv)
     if args.command == 'status':
         return status()
     if args.command is None:
-        try:
-            core_slots(args.jobs)
-        except UsageError as err:
-            parser.error(str(err))
-        status_code = train_all(args.jobs)
-        if status_code:
-            return status_code
+        return train_all(args.jobs) or report()
     return report()
 
 

@@ -260,9 +260,10 @@ def test_more_jobs_than_cores_is_one_line_before_any_work(script, argv, tmp_path
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script + '.py')]
                             + argv + [jobs], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
+    prog = ' '.join([script + '.py'] + argv[:-1])   # a subcommand's parser names it
     assert result.stderr.strip() == \
-        '%s.py: error: --jobs %s: accepted 1 to %d, the cores this process may use' % (
-            script, jobs, len(os.sched_getaffinity(0)))
+        '%s: error: --jobs %s: accepted 1 to %d, the cores this process may use' % (
+            prog, jobs, len(os.sched_getaffinity(0)))
 
 
 def test_speed_is_the_median_epochs_with_the_cores_where_the_log_has_them(experiment):

@@ -65,6 +65,7 @@ def test_short_run_learns_and_logs(tmp_path):
     for key in ('batches', 'train_top1', 'train_loss', 'val_top1', 'val_loss', 'lr',
                 'images_per_sec', 'cpu_cores', 'wall_time'):
         assert all(key in r for r in epochs), key
+    assert {r['cpu_cores'] for r in epochs} == {len(os.sched_getaffinity(0))}
     assert epochs[-1]['batches'] == 30
     sym, args, aux = mx.model.load_checkpoint(prefix, 2)
     assert 'fc1_weight' in args and 'bn1_moving_var' in aux
@@ -748,8 +749,6 @@ def test_a_fresh_run_into_a_used_folder_starts_a_new_run_in_the_log(tmp_path, ca
     records = log.read_records(prefix + '-log.jsonl')
     starts = [(r['run'], r['resumed'], r['begin_epoch']) for r in records if r['event'] == 'run']
     assert starts == [(1, False, 0), (2, False, 0), (2, True, 1)]
-    assert {r['cpu_cores'] for r in records if r['event'] == 'epoch'} == \
-        {len(os.sched_getaffinity(0))}
     runs = log.runs(records)
     assert len(runs) == 2 and [r['epoch'] for r in runs[0] if r['event'] == 'epoch'] == [1]
     second = log.read_epochs(prefix + '-log.jsonl')
