@@ -10,6 +10,7 @@
     python experiments/fashion_mnist.py ablation          # --recipe tricks less one ingredient
     python experiments/fashion_mnist.py ablation --jobs 2 # the same, two runs at a time
     python experiments/fashion_mnist.py report            # table + curves from the logs
+    python experiments/fashion_mnist.py park              # unfinished runs, to commit
 
 The recipe is the paper's CIFAR-10 one scaled to a shorter schedule: batch 128, SGD with
 momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at half and three quarters of the
@@ -38,12 +39,16 @@ taken out (`tricks-minus-<ingredient>`: the paper's value comes back) and once w
 Runs write to experiments/runs/<name>-<epochs>ep/ (checkpoints, JSON-lines log); an
 interrupted run continues from its last checkpoint when started again. `report` copies each
 run's per-epoch records to docs/logs/<folder>.jsonl, which is committed, and builds the table
-and the curves from there, so that they keep the runs of other machines and sessions.
+and the curves from there, so that they keep the runs of other machines and sessions; a run
+whose archived log has all its epochs is not trained again. Run folders end with the machine:
+`park` copies the last checkpoint of each unfinished run to experiments/parked/ (committed),
+and a run started on a fresh clone continues from there.
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,9 +59,10 @@ ROOT = os.path.dirname(HERE)
 SOURCE = '/usr/share/datasets/fashion-mnist'
 DATA = os.path.join(HERE, 'data', 'fashion-mnist')
 RUNS_DIR = os.path.join(HERE, 'runs')
+PARKED = os.path.join(HERE, 'parked')  # committed: see `park`
 DOCS = os.path.join(ROOT, 'docs')
 sys.path.insert(0, ROOT)
-from mxresnet.checkpoint import available  # noqa: E402
+from mxresnet.checkpoint import available, copy  # noqa: E402
 from mxresnet.curves import plot  # noqa: E402
 from mxresnet.flags import parser as cli_parser  # noqa: E402
 from mxresnet.errors import UsageError  # noqa: E402
@@ -153,7 +159,9 @@ def command_of(flags, extra=()):
 
 def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     network, depth = RUNS[name]
-    prefix = os.path.join(run_dir(name, epochs, mirror, recipe, seed), 'model')
+    directory = run_dir(name, epochs, mirror, recipe, seed)
+    unpark(directory)
+    prefix = os.path.join(directory, 'model')
     flags = paper_flags(network, depth, epochs, prefix, mirror, seed)
     flags.update(RECIPES[recipe])
     return command_of(flags, extra)
@@ -161,7 +169,7 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', 
 
 def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     directory = run_dir(name, epochs, mirror, recipe, seed)
-    if len(run_epochs(directory)) >= epochs:
+    if trained_epochs(directory) >= epochs:
         print('%s: %d epochs already trained in %s' % (name, epochs, directory))
         return 0
     return subprocess.call(train_command(name, epochs, extra, mirror, recipe, seed), cwd=ROOT)
@@ -174,7 +182,7 @@ def train_runs(runs, jobs):
         todo = []
         for name, epochs, mirror, recipe in runs:
             directory = run_dir(name, epochs, mirror, recipe)
-            if len(run_epochs(directory)) < epochs:
+            if trained_epochs(directory) < epochs:
                 todo.append((directory, train_command(name, epochs, (), mirror, recipe)))
         return todo
     return side_by_side(plan, jobs)
@@ -275,6 +283,56 @@ def pack():
 def run_epochs(directory):
     """The per-epoch records of the run in `directory` ([] before its first epoch)."""
     return epoch_records(os.path.join(directory, 'model-log.jsonl'))
+
+
+def trained_epochs(directory):
+    """The epochs the run in `directory` has trained: as its log says, or its archived log
+    (`archive_logs`) where that says more, so that a run finished on another machine or in
+    an earlier session is not trained again."""
+    archived = os.path.join(DOCS, 'logs', os.path.basename(directory) + '.jsonl')
+    return max(len(run_epochs(directory)), len(epoch_records(archived)))
+
+
+def park():
+    """Copy the last complete checkpoint and the log of each unfinished run to
+    experiments/parked/<folder>/, and remove the parked copies of finished runs (logs
+    archived first). The folder is committed: a session's processes and its run folders
+    end with it, and a run started again on a fresh clone continues from its parked
+    checkpoint (`unpark`)."""
+    archive_logs()
+    folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
+    for folder in sorted(filter(RUN_FOLDER.match, folders)):
+        directory = os.path.join(RUNS_DIR, folder)
+        prefix, target = os.path.join(directory, 'model'), os.path.join(PARKED, folder)
+        last = max(available(prefix, complete=True), default=None)
+        if last is None or trained_epochs(directory) >= int(RUN_FOLDER.match(folder).group(1)):
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        copy(prefix, last, os.path.join(target, 'model'))
+        shutil.copyfile(prefix + '-log.jsonl', os.path.join(target, 'model-log.jsonl'))
+        print('parked %s: checkpoint %d, %d epochs trained' % (
+            folder, last, len(run_epochs(directory))))
+    for folder in sorted(os.listdir(PARKED) if os.path.isdir(PARKED) else []):
+        match = RUN_FOLDER.match(folder)
+        if match and trained_epochs(os.path.join(RUNS_DIR, folder)) >= int(match.group(1)):
+            shutil.rmtree(os.path.join(PARKED, folder))
+            print('removed the parked copy of %s: finished' % folder)
+    return 0
+
+
+def unpark(directory):
+    """Where the run folder `directory` has no complete checkpoint and its run is parked
+    (`park`), copy the parked checkpoint and log there; returns whether it did."""
+    source = os.path.join(PARKED, os.path.basename(directory), 'model')
+    prefix = os.path.join(directory, 'model')
+    parked = max(available(source, complete=True), default=None)
+    if parked is None or available(prefix, complete=True):
+        return False
+    copy(source, parked, prefix)
+    # the folder's own log, if any, is of a start that left no checkpoint
+    shutil.copyfile(source + '-log.jsonl', prefix + '-log.jsonl')
+    print('%s: continuing from its parked checkpoint %d' % (directory, parked), flush=True)
+    return True
 
 
 def epoch_records(path):
@@ -446,6 +504,8 @@ def main(argv=None):
     for command in (four, cut):
         add_jobs_flag(command)
     sub.add_parser('report', help='print the results table and draw the curves')
+    sub.add_parser('park', help="copy unfinished runs' last checkpoints to experiments/parked "
+                                "(committed), from where `train` continues them")
     # flags this script does not know go to train_resnet.py (e.g. --data-nthreads 4)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != 'train':
@@ -454,6 +514,8 @@ def main(argv=None):
         return pack()
     if args.command == 'report':
         return report()
+    if args.command == 'park':
+        return park()
     if args.command in ('ablation', 'degradation'):
         if args.command == 'ablation':
             runs = [('resnet-20', args.epochs, 0, 'tricks')] + \

@@ -21,10 +21,12 @@ from its weights with a fresh optimizer state. Each save removes the temporary f
 dead processes left.
 """
 import collections
+import functools
 import glob
 import json
 import logging
 import os
+import shutil
 import tempfile
 
 import mxnet as mx
@@ -179,6 +181,34 @@ def write(prefix, epoch, symbol, arg_params, aux_params, progress, model_metadat
         raise UsageError('%s: checkpoint %d is not saved (the complete ones before it are '
                          'intact)' % (err, epoch))
     return files
+
+
+def copy(prefix, epoch, target):
+    """Copy complete checkpoint `epoch` of `prefix`, with its moving average, to prefix
+    `target`; each file atomically and the NNNN.json markers last, so that the copy, too,
+    is complete or invisible. Returns the paths written."""
+    files = paths(prefix, epoch)
+    if not os.path.isfile(files['progress']):
+        raise _missing_checkpoint(prefix, epoch, 'checkpoint', complete=True)
+    with open(files['progress']) as f:
+        progress = json.load(f)
+    pairs = [(prefix, target)] + [(ema_prefix(prefix), ema_prefix(target))] * bool(
+        progress.get('has_ema'))
+    written, markers = [], []
+    for source, destination in pairs:
+        source_files, destination_files = paths(source, epoch), paths(destination, epoch)
+        if os.path.exists(destination_files['progress']):
+            os.remove(destination_files['progress'])
+        for kind in ('symbol', 'metadata', 'params', 'states'):  # the average has no states
+            if os.path.isfile(source_files[kind]):
+                atomic_write(destination_files[kind], functools.partial(
+                    shutil.copyfile, source_files[kind]))
+                written.append(destination_files[kind])
+        markers.insert(0, (source_files['progress'], destination_files['progress']))
+    for source, destination in markers:  # the moving average's first, as `write` does
+        atomic_write(destination, functools.partial(shutil.copyfile, source))
+        written.append(destination)
+    return written
 
 
 def _checkpoints_hint(prefix, complete):

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ def load_experiment(name, tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, 'RUNS_DIR', str(tmp_path / 'runs'))
     monkeypatch.setattr(module, 'DOCS', str(tmp_path / 'docs'))
+    if hasattr(module, 'PARKED'):
+        monkeypatch.setattr(module, 'PARKED', str(tmp_path / 'parked'))
     return module
 
 
@@ -359,7 +362,6 @@ def test_report_has_the_ablation_table_against_the_whole_recipe(experiment, caps
 def test_report_keeps_archived_runs(experiment, capsys):
     """Runs reported once stay in the table after their folders are gone (a fresh clone);
     a run folder with fewer epochs than the archive does not replace it."""
-    import shutil
     write_log(experiment.run_dir('resnet-56', 3), [(0.3, 0.2), (0.2, 0.15), (0.1, 0.08)])
     assert experiment.report() == 0
     archived = os.path.join(experiment.DOCS, 'logs', 'resnet-56-3ep.jsonl')
@@ -380,6 +382,71 @@ def test_a_finished_run_is_not_trained_again(experiment, capsys):
     write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.25), (0.2, 0.15)])
     assert experiment.train('plain-20', 2) == 0
     assert 'already trained' in capsys.readouterr().out
+
+
+def test_a_run_finished_elsewhere_is_not_trained_again(experiment, monkeypatch, capsys):
+    """A fresh clone has no run folders, only the archived logs: a run they hold whole is
+    done, one they hold in part is trained."""
+    write_log(experiment.run_dir('resnet-20', 2, mirror=0, recipe='tricks'), [(0.3, 0.2)] * 2)
+    write_log(experiment.run_dir('plain-20', 2), [(0.3, 0.2)])
+    experiment.archive_logs()
+    shutil.rmtree(experiment.RUNS_DIR)
+    assert experiment.train('resnet-20', 2, mirror=0, recipe='tricks') == 0
+    assert 'already trained' in capsys.readouterr().out
+    plans = []
+    monkeypatch.setattr(experiment, 'side_by_side', lambda plan, jobs: plans.append(plan()))
+    experiment.train_runs([('resnet-20', 2, 0, 'tricks'), ('plain-20', 2, 1, 'paper')], 1)
+    assert [os.path.basename(folder) for folder, _ in plans[0]] == ['plain-20-2ep']
+
+
+def write_checkpoint_files(prefix, epoch, text):
+    """The files of a complete checkpoint `epoch` with a moving average, each holding
+    `text` (the experiment copies them; it does not read weights)."""
+    for base in (prefix, prefix + '-ema'):
+        for name in ('symbol.json', 'model.json', '%04d.params' % epoch, '%04d.states' % epoch):
+            with open('%s-%s' % (base, name), 'w') as f:
+                f.write(text)
+        with open('%s-%04d.json' % (base, epoch), 'w') as f:
+            json.dump({'epoch': epoch, 'batch': 0, 'has_ema': True, 'has_states': True}, f)
+    os.remove(prefix + '-ema-%04d.states' % epoch)
+
+
+def test_an_unfinished_run_parks_in_the_repository_and_continues_on_a_fresh_clone(
+        experiment, capsys):
+    """`park` copies an unfinished run's last complete checkpoint and its log, and removes
+    the parked copy of a run since finished; with the run folders gone, `train` copies the
+    parked checkpoint back and resumes from it; a folder's own checkpoint goes first."""
+    directory = experiment.run_dir('resnet-20', 4, mirror=0, recipe='tricks')
+    prefix = os.path.join(directory, 'model')
+    write_log(directory, [(0.3, 0.2), (0.2, 0.15)])
+    write_checkpoint_files(prefix, 1, 'epoch 1')
+    write_checkpoint_files(prefix, 2, 'epoch 2')
+    os.remove(prefix + '-0001.json')
+    open(prefix + '-0003.params', 'w').close()  # a checkpoint being written
+    finished = experiment.run_dir('plain-20', 2)
+    write_log(finished, [(0.3, 0.2)] * 2)
+    os.makedirs(os.path.join(experiment.PARKED, 'plain-20-2ep'))
+    assert experiment.park() == 0
+    out = capsys.readouterr().out
+    assert 'parked resnet-20-4ep-nomirror-tricks: checkpoint 2, 2 epochs trained' in out
+    assert 'removed the parked copy of plain-20-2ep: finished' in out
+    assert os.listdir(experiment.PARKED) == ['resnet-20-4ep-nomirror-tricks']
+    parked = os.path.join(experiment.PARKED, 'resnet-20-4ep-nomirror-tricks')
+    assert sorted(os.listdir(parked)) == sorted(
+        ['model-log.jsonl', 'model-symbol.json', 'model-model.json', 'model-0002.params',
+         'model-0002.states', 'model-0002.json', 'model-ema-symbol.json',
+         'model-ema-model.json', 'model-ema-0002.params', 'model-ema-0002.json'])
+    shutil.rmtree(experiment.RUNS_DIR)  # a fresh clone
+    command = experiment.train_command('resnet-20', 4, mirror=0, recipe='tricks')
+    assert flag(command, '--load-epoch') == '2'
+    assert 'continuing from its parked checkpoint 2' in capsys.readouterr().out
+    with open(prefix + '-ema-0002.params') as f:
+        assert f.read() == 'epoch 2'
+    assert len(experiment.run_epochs(directory)) == 2
+    write_checkpoint_files(prefix, 3, 'epoch 3')  # trained on from there
+    command = experiment.train_command('resnet-20', 4, mirror=0, recipe='tricks')
+    assert flag(command, '--load-epoch') == '3'
+    assert 'parked' not in capsys.readouterr().out
 
 
 @pytest.fixture

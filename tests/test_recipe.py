@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 
 import mxnet as mx
 import numpy as np
@@ -391,9 +392,14 @@ def recipe_run(tmp_path_factory):
 
 
 def test_resume_with_the_recipe_equals_an_uninterrupted_run(tmp_path, recipe_run):
+    """Resumed from a copy of its checkpoint in another folder (checkpoint.copy: how the
+    experiments park a run), the original gone: the optimizer state and the moving average
+    came along."""
     uninterrupted, _ = recipe_run
-    prefix = str(tmp_path / 'model')
-    train_resnet.run(SHORT + RECIPE + ['--num-epochs', '1', '--model-prefix', prefix])
+    first, prefix = str(tmp_path / 'first' / 'model'), str(tmp_path / 'model')
+    train_resnet.run(SHORT + RECIPE + ['--num-epochs', '1', '--model-prefix', first])
+    checkpoint.copy(first, 1, prefix)
+    shutil.rmtree(str(tmp_path / 'first'))
     train_resnet.run(SHORT + RECIPE + ['--num-epochs', '2', '--model-prefix', prefix,
                                        '--load-epoch', '1'])
     assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6

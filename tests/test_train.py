@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -629,6 +630,49 @@ def test_checkpoint_files_are_replaced_atomically(tmp_path):
         checkpoint.atomic_write(str(target), failing_write)
     assert target.read_text() == 'old'
     assert os.listdir(tmp_path) == ['file']
+
+
+def test_a_copied_checkpoint_is_complete_or_invisible(tmp_path, monkeypatch):
+    """checkpoint.copy takes the optimizer state and the moving average along, byte for
+    byte, the NNNN.json markers last: a copy that fails halfway is not a checkpoint."""
+    prefix = str(tmp_path / 'run' / 'model')
+    sym = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
+    weights = {'fc_weight': mx.nd.ones((2, 3)), 'fc_bias': mx.nd.zeros(2)}
+    average = {k: v * 0.5 for k, v in weights.items()}
+
+    def write_states(path):
+        with open(path, 'wb') as f:
+            f.write(b'optimizer state')
+    checkpoint.write(prefix, 3, sym, weights, {}, {'epoch': 3, 'batch': 7},
+                     checkpoint.metadata('resnet', 20, {}, (1, 28, 28), [0], [1], 2),
+                     write_states, ema=(average, {}, 0.9))
+    target = str(tmp_path / 'parked' / 'model')
+    copy_file = shutil.copyfile
+
+    def full_disk(source, destination):
+        if source.endswith('-ema-0003.params'):
+            raise OSError(28, 'No space left on device')
+        return copy_file(source, destination)
+    monkeypatch.setattr(shutil, 'copyfile', full_disk)
+    with pytest.raises(UsageError, match='cannot write .*-ema-0003.params: No space left'):
+        checkpoint.copy(prefix, 3, target)
+    assert checkpoint.available(target, complete=True) == []
+    monkeypatch.setattr(shutil, 'copyfile', copy_file)
+    written = checkpoint.copy(prefix, 3, target)
+    assert [os.path.basename(p) for p in written[-2:]] == ['model-ema-0003.json',
+                                                           'model-0003.json']
+    for source in (prefix, checkpoint.ema_prefix(prefix)):
+        for kind, path in checkpoint.paths(source, 3).items():
+            copied = path.replace(prefix, target)
+            assert os.path.isfile(copied) == os.path.isfile(path), kind
+            if os.path.isfile(path):
+                with open(path, 'rb') as a, open(copied, 'rb') as b:
+                    assert a.read() == b.read(), kind
+    arg_params, _, states, progress = checkpoint.load(target, 3)
+    assert progress['batch'] == 7 and states == target + '-0003.states'
+    assert checkpoint.load_ema(target, 3, progress)[0]['fc_weight'].asnumpy().max() == 0.5
+    with pytest.raises(UsageError, match='no checkpoint .*-0004.params'):
+        checkpoint.copy(prefix, 4, target)
 
 
 @pytest.fixture(scope='module')
