@@ -144,7 +144,9 @@ def paper_flags(network, depth, epochs, prefix, mirror=MIRROR, seed=0):
 
 def command_of(flags, extra=()):
     """The train_resnet.py command of `flags` (a None value drops the flag), resuming from
-    the last complete checkpoint under its --model-prefix, then `extra`."""
+    the last complete checkpoint under its --model-prefix (brought back first where the
+    run is parked: `unpark`), then `extra`."""
+    unpark(os.path.dirname(flags['--model-prefix']))
     command = [sys.executable, os.path.join(ROOT, 'train_resnet.py')]
     for flag, value in flags.items():
         if value is True:
@@ -159,9 +161,7 @@ def command_of(flags, extra=()):
 
 def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', seed=0):
     network, depth = RUNS[name]
-    directory = run_dir(name, epochs, mirror, recipe, seed)
-    unpark(directory)
-    prefix = os.path.join(directory, 'model')
+    prefix = os.path.join(run_dir(name, epochs, mirror, recipe, seed), 'model')
     flags = paper_flags(network, depth, epochs, prefix, mirror, seed)
     flags.update(RECIPES[recipe])
     return command_of(flags, extra)
@@ -293,31 +293,40 @@ def trained_epochs(directory):
     return max(len(run_epochs(directory)), len(epoch_records(archived)))
 
 
-def park():
-    """Copy the last complete checkpoint and the log of each unfinished run to
-    experiments/parked/<folder>/, and remove the parked copies of finished runs (logs
-    archived first). The folder is committed: a session's processes and its run folders
-    end with it, and a run started again on a fresh clone continues from its parked
-    checkpoint (`unpark`)."""
-    archive_logs()
-    folders = os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []
-    for folder in sorted(filter(RUN_FOLDER.match, folders)):
-        directory = os.path.join(RUNS_DIR, folder)
+def park(runs):
+    """Copy the last complete checkpoint and the log of each unfinished run of `runs`
+    ({run folder: epochs it is to train}) to experiments/parked/<folder>/, and remove the
+    parked copies of those finished. That folder is committed: a session's processes and
+    its run folders end with it, and a run started again on a fresh clone continues from
+    its parked checkpoint (`unpark`)."""
+    for directory, epochs in sorted(runs.items()):
+        folder = os.path.basename(directory)
         prefix, target = os.path.join(directory, 'model'), os.path.join(PARKED, folder)
+        if trained_epochs(directory) >= epochs:
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+                print('removed the parked copy of %s: finished' % folder)
+            continue
         last = max(available(prefix, complete=True), default=None)
-        if last is None or trained_epochs(directory) >= int(RUN_FOLDER.match(folder).group(1)):
+        if last is None:
             continue
         shutil.rmtree(target, ignore_errors=True)
         copy(prefix, last, os.path.join(target, 'model'))
         shutil.copyfile(prefix + '-log.jsonl', os.path.join(target, 'model-log.jsonl'))
         print('parked %s: checkpoint %d, %d epochs trained' % (
             folder, last, len(run_epochs(directory))))
-    for folder in sorted(os.listdir(PARKED) if os.path.isdir(PARKED) else []):
-        match = RUN_FOLDER.match(folder)
-        if match and trained_epochs(os.path.join(RUNS_DIR, folder)) >= int(match.group(1)):
-            shutil.rmtree(os.path.join(PARKED, folder))
-            print('removed the parked copy of %s: finished' % folder)
     return 0
+
+
+def park_all():
+    """`park` every run of this script that has a folder or a parked copy, logs archived
+    first."""
+    archive_logs()
+    folders = set()
+    for parent in (RUNS_DIR, PARKED):
+        folders.update(os.listdir(parent) if os.path.isdir(parent) else [])
+    return park({os.path.join(RUNS_DIR, f): int(RUN_FOLDER.match(f).group(1))
+                 for f in folders if RUN_FOLDER.match(f)})
 
 
 def unpark(directory):
@@ -515,7 +524,7 @@ def main(argv=None):
     if args.command == 'report':
         return report()
     if args.command == 'park':
-        return park()
+        return park_all()
     if args.command in ('ablation', 'degradation'):
         if args.command == 'ablation':
             runs = [('resnet-20', args.epochs, 0, 'tricks')] + \

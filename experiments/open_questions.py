@@ -5,6 +5,7 @@
     python experiments/open_questions.py --jobs 2   # the same, two runs at a time
     python experiments/open_questions.py status     # runs done and to do, time estimate
     python experiments/open_questions.py report     # docs/open-questions.md from docs/logs/
+    python experiments/open_questions.py park       # unfinished runs' checkpoints, to commit
 
 1. Shortcuts: option A (zero-padded identity), B (projections where the shape changes),
    C (projections everywhere).
@@ -22,7 +23,9 @@ configuration; then seed 1 for each configuration whose seed-0 test error is wit
 points of another's in one of its questions. Runs go to experiments/runs/oq-*/ and continue
 from their last complete checkpoint when started again (stop with Ctrl-C or SIGTERM at any
 time); the report copies each run's per-epoch records to docs/logs/oq-*.jsonl (committed)
-and writes the page from there.
+and writes the page from there. A session's run folders end with its machine: `park`
+copies each unfinished run's last checkpoint to experiments/parked/ (committed), from
+where a run started on a fresh clone continues.
 """
 import json
 import os
@@ -167,6 +170,14 @@ def train_all(jobs=1):
     return side_by_side(plan, jobs)
 
 
+def park():
+    """`fashion_mnist.park` of the planned runs, their logs archived first."""
+    runs = planned_runs()
+    for run in runs:
+        archived(*run)
+    return fashion_mnist.park({os.path.dirname(log_path(*run)): EPOCHS for run in runs})
+
+
 def param_count(config):
     import symbols
     from mxresnet.stats import model_stats
@@ -278,12 +289,16 @@ the direction of a difference, not its size. A test image is 0.01 points.
 
 def main(argv=None):
     parser = cli_parser(__doc__.split('\n')[0])
-    parser.add_argument('command', nargs='?', choices=('status', 'report'),
-                        help='without one: train what is missing, then report')
+    parser.add_argument('command', nargs='?', choices=('status', 'report', 'park'),
+                        help='without one: train what is missing, then report; park: copy '
+                             "unfinished runs' last checkpoints to experiments/parked "
+                             '(committed), from where they continue')
     add_jobs_flag(parser)
     args = parser.parse_args(argv)
     if args.command == 'status':
         return status()
+    if args.command == 'park':
+        return park()
     if args.command is None:
         return train_all(args.jobs) or report()
     return report()

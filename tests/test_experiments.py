@@ -426,7 +426,7 @@ def test_an_unfinished_run_parks_in_the_repository_and_continues_on_a_fresh_clon
     finished = experiment.run_dir('plain-20', 2)
     write_log(finished, [(0.3, 0.2)] * 2)
     os.makedirs(os.path.join(experiment.PARKED, 'plain-20-2ep'))
-    assert experiment.park() == 0
+    assert experiment.park_all() == 0
     out = capsys.readouterr().out
     assert 'parked resnet-20-4ep-nomirror-tricks: checkpoint 2, 2 epochs trained' in out
     assert 'removed the parked copy of plain-20-2ep: finished' in out
@@ -491,7 +491,11 @@ def test_digits_page_rebuilds_from_the_archived_logs(digits):
 # ----------------------------------------------------------------------------- open questions
 @pytest.fixture
 def study(tmp_path, monkeypatch):
-    return load_experiment('open_questions', tmp_path, monkeypatch)
+    module = load_experiment('open_questions', tmp_path, monkeypatch)
+    # the fashion_mnist module it imported, whose park and unpark it uses
+    monkeypatch.setattr(module.fashion_mnist, 'DOCS', module.DOCS)
+    monkeypatch.setattr(module.fashion_mnist, 'PARKED', str(tmp_path / 'parked'))
+    return module
 
 
 def write_run(study, config, seed, final_error, images_per_sec=500.0):
@@ -550,3 +554,17 @@ def test_open_questions_report_tables_and_conclusions(study):
         in page
     assert '- resnet-20-B against resnet-20-A: -0.10 points (within noise' in page
     assert os.path.isfile(os.path.join(study.DOCS, 'open-questions-depth.png'))
+
+
+def test_open_questions_park_their_unfinished_runs(study, capsys):
+    directory = os.path.dirname(study.log_path('resnet-20-B', 0))
+    write_log(directory, [(0.3, 0.2)] * 3)
+    write_checkpoint_files(os.path.join(directory, 'model'), 3, 'epoch 3')
+    write_run(study, 'resnet-20-A', 0, 9.0)   # finished
+    assert study.park() == 0
+    assert 'parked oq-resnet-20-B-8ep-seed0: checkpoint 3, 3 epochs trained' \
+        in capsys.readouterr().out
+    assert os.listdir(study.fashion_mnist.PARKED) == ['oq-resnet-20-B-8ep-seed0']
+    shutil.rmtree(study.RUNS_DIR)
+    assert flag(study.command_of(study.train_flags('resnet-20-B', 0)), '--load-epoch') == '3'
+    assert '--load-epoch' not in study.command_of(study.train_flags('resnet-20-C', 0))
