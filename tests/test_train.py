@@ -324,13 +324,32 @@ def kill_during_a_checkpoint_write(proc, folder, timeout=240):
     return False
 
 
+def kill_after_batches(proc, log_path, count, timeout=240):
+    """SIGKILL `proc` once it has logged `count` more batches than the log held when it
+    started (a moment in its run, whatever the machine's speed); returns whether it was
+    still running then."""
+    def batches():
+        if not os.path.isfile(log_path):
+            return 0
+        with open(log_path) as f:
+            return sum('"event": "batch"' in line for line in f)
+    target = batches() + count
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and batches() < target:
+        time.sleep(0.005)
+    running = proc.poll() is None
+    proc.kill()
+    proc.wait()
+    return running
+
+
 def test_kill_loop_resumes_exactly(tmp_path, uninterrupted):
-    """SIGKILLs at moments spread over the run and during checkpoint writes: each time the
-    run resumes from the last complete checkpoint (from the start when there is none, as
-    experiments/ does); it ends as the uninterrupted run, the log holds each epoch once, and
-    no temporary file is left."""
+    """SIGKILLs at moments spread over the run (after some batches of each attempt) and
+    during checkpoint writes: each time the run resumes from the last complete checkpoint
+    (from the start when there is none, as experiments/ does); it ends as the uninterrupted
+    run, the log holds each epoch once, and no temporary file is left."""
     prefix = str(tmp_path / 'model')
-    kills = ['write', 2.5, 'write', 'write', 4.0, 'write', 3.0, 'write']
+    kills = ['write', 1, 'write', 'write', 3, 'write', 2, 'write']  # numbers: batches
     during_writes = killed = 0
     for kill in kills + [None]:
         complete = checkpoint.available(prefix, complete=True)
@@ -347,12 +366,7 @@ def test_kill_loop_resumes_exactly(tmp_path, uninterrupted):
             during_writes += kill_during_a_checkpoint_write(proc, str(tmp_path))
             killed += 1
         else:
-            try:
-                proc.wait(timeout=kill)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                killed += 1
+            killed += kill_after_batches(proc, prefix + '-log.jsonl', kill)
     assert killed >= 6 and during_writes >= 3, (killed, during_writes)
     assert max_difference(load_params(prefix, 2), load_params(uninterrupted, 2)) < 1e-6
     assert [r['epoch'] for r in log.read_epochs(prefix + '-log.jsonl')] == [1, 2]
