@@ -168,11 +168,17 @@ def train_command(name, epochs=EPOCHS, extra=(), mirror=MIRROR, recipe='paper', 
 
 
 def train(name, epochs, extra=(), mirror=MIRROR, recipe='paper', seed=0):
+    """Train one run to its end (`side_by_side`: SIGTERM stops it, and it checkpoints)."""
     directory = run_dir(name, epochs, mirror, recipe, seed)
     if trained_epochs(directory) >= epochs:
         print('%s: %d epochs already trained in %s' % (name, epochs, directory))
         return 0
-    return subprocess.call(train_command(name, epochs, extra, mirror, recipe, seed), cwd=ROOT)
+
+    def plan():
+        if trained_epochs(directory) >= epochs:
+            return []
+        return [(directory, train_command(name, epochs, extra, mirror, recipe, seed))]
+    return side_by_side(plan, 1)
 
 
 def train_runs(runs, jobs):

@@ -384,6 +384,19 @@ def test_a_finished_run_is_not_trained_again(experiment, capsys):
     assert 'already trained' in capsys.readouterr().out
 
 
+def test_one_run_trains_as_a_study_of_one_so_that_sigterm_reaches_it(experiment,
+                                                                     monkeypatch):
+    calls = []
+    monkeypatch.setattr(experiment, 'side_by_side',
+                        lambda plan, jobs: calls.append((plan(), jobs)) or 0)
+    assert experiment.train('resnet-56', 3, ['--data-nthreads', '2'], mirror=0,
+                            recipe='tricks') == 0
+    ((plan, jobs),) = calls
+    assert jobs == 1 and plan == [(experiment.run_dir('resnet-56', 3, 0, 'tricks'),
+                                   experiment.train_command('resnet-56', 3, ['--data-nthreads',
+                                                                             '2'], 0, 'tricks'))]
+
+
 def test_a_run_finished_elsewhere_is_not_trained_again(experiment, monkeypatch, capsys):
     """A fresh clone has no run folders, only the archived logs: a run they hold whole is
     done, one they hold in part is trained."""
