@@ -359,6 +359,15 @@ def test_report_has_the_ablation_table_against_the_whole_recipe(experiment, caps
     assert rows['flips: `--random-mirror 1`'].endswith('| 1 | 20.00% | 20.00% | - |')
 
 
+def test_a_cut_run_alone_has_no_ablation_table(experiment, capsys):
+    write_log(experiment.run_dir('resnet-20', 3, mirror=0, recipe='tricks-minus-last-gamma'),
+              [(0.3, 0.06)] * 3, ema_errors=[0.05] * 3)
+    assert experiment.report() == 0
+    table = capsys.readouterr().out
+    assert '| resnet-20 | tricks-minus-last-gamma | 3 epochs | off | 3 | 6.00% |' in table
+    assert 'taken out' not in table
+
+
 def test_report_keeps_archived_runs(experiment, capsys):
     """Runs reported once stay in the table after their folders are gone (a fresh clone);
     a run folder with fewer epochs than the archive does not replace it."""
