@@ -283,7 +283,8 @@ def test_speed_is_the_median_epochs_with_the_cores_where_the_log_has_them(experi
 def test_seed_runs_in_its_own_folder(experiment):
     command = experiment.train_command('resnet-20', 30, mirror=0, recipe='regularised', seed=1)
     assert flag(command, '--seed') == '1'
-    assert os.path.dirname(flag(command, '--model-prefix')).endswith('resnet-20-30ep-nomirror-regularised-seed1')
+    assert os.path.dirname(flag(command, '--model-prefix')).endswith(
+        'resnet-20-30ep-nomirror-regularised-seed1')
     assert experiment.RUN_FOLDER.match('resnet-20-30ep-nomirror-regularised-seed1').group(4) == '1'
     assert '-seed' not in experiment.run_name('resnet-20', 30, mirror=0, recipe='regularised')
 
