@@ -17,7 +17,8 @@ speed of both steps of a pair alike, so the cost is the median over the pairs of
 fastest step of each, and for the --auto-augment policies the augmentation's own
 milliseconds per batch (the fastest of 20 on one of its batches). --no-wd and --last-gamma
 cost nothing by construction (a weight-decay multiplier, an initial value): their
-apparent costs show the measurement's noise.
+apparent costs show the measurement's noise. The teachers: a ResNet-20 and a ResNet-56
+trained on a few batches first, and their INT8 models (tools/quantize.py --save).
 """
 import argparse
 import os
@@ -34,7 +35,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
 BASE = ['--data-train', TRAIN_REC, '--preset', 'fashion-mnist', '--model-prefix', '',
         '--log-file', '', '--data-check', '1']
-TEACHER = 'TEACHER'  # replaced by the teacher checkpoint this script trains first
+# teachers this script trains first (depth, INT8): their names in CONFIGS stand for them
+TEACHERS = {'RESNET-20': (20, False), 'RESNET-20-INT8': (20, True),
+            'RESNET-56': (56, False), 'RESNET-56-INT8': (56, True)}
 CONFIGS = (
     ('plain', []),
     ('--mixup-alpha 0.2', ['--mixup-alpha', '0.2']),
@@ -44,22 +47,40 @@ CONFIGS = (
     ('--model-ema', ['--model-ema']),
     ('--auto-augment ra', ['--auto-augment', 'ra']),
     ('--auto-augment ta_wide', ['--auto-augment', 'ta_wide']),
-    ('--teacher (a ResNet-20)', ['--teacher', TEACHER]),
+    ('--teacher (a ResNet-20)', ['--teacher', 'RESNET-20']),
+    ('--teacher (that ResNet-20 in INT8)', ['--teacher', 'RESNET-20-INT8']),
+    ('--teacher (a ResNet-56)', ['--teacher', 'RESNET-56']),
+    ('--teacher (that ResNet-56 in INT8)', ['--teacher', 'RESNET-56-INT8']),
     ('all but the teacher (ra)', ['--mixup-alpha', '0.2', '--cutmix-alpha', '1', '--no-wd',
                                   '--last-gamma', '--model-ema', '--auto-augment', 'ra']),
     ('all of them (ra)', ['--mixup-alpha', '0.2', '--cutmix-alpha', '1', '--no-wd',
                           '--last-gamma', '--model-ema', '--auto-augment', 'ra',
-                          '--teacher', TEACHER]),
+                          '--teacher', 'RESNET-20']),
 )
 
 
-def train_teacher(folder):
-    """A ResNet-20 checkpoint of a few batches (its speed, not its accuracy, matters)."""
+def train_teachers(folder):
+    """{name in TEACHERS: its checkpoint}: ResNets of a few batches (their speed, not their
+    accuracy, matters) and their INT8 models (tools/quantize.py --save, calibrated on the
+    bundled training set)."""
     import train_resnet
-    prefix = os.path.join(folder, 'teacher')
-    train_resnet.run(BASE[:4] + ['--num-examples', '256', '--num-epochs', '1',
-                                 '--model-prefix', prefix, '--disp-batches', '1000'])
-    return prefix
+    from mxresnet import quantization
+    from tools import quantize
+    teachers = {}
+    for name, (depth, int8) in sorted(TEACHERS.items(), key=lambda item: item[1][1]):
+        prefix = os.path.join(folder, name.lower())
+        if int8:
+            source = teachers[name[:-len('-INT8')]].rpartition(':')[0]
+            quantization.run(quantize.build_parser().parse_args(
+                ['--model', source, '--epoch', '1', '--batch-sizes', '1', '--rounds', '1',
+                 '--min-time', '0.01', '--save', prefix]), open(os.devnull, 'w'))
+            teachers[name] = prefix + ':0'
+        else:
+            train_resnet.run(BASE[:4] + ['--num-layers', str(depth), '--num-examples', '256',
+                                         '--num-epochs', '1', '--model-prefix', prefix,
+                                         '--disp-batches', '1000'])
+            teachers[name] = prefix + ':1'
+    return teachers
 
 
 class Contender(object):
@@ -136,8 +157,8 @@ def main(argv=None):
     import logging
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
-        teacher = train_teacher(folder)
-        contenders = {name: Contender([teacher if a == TEACHER else a for a in extra])
+        teachers = train_teachers(folder)
+        contenders = {name: Contender([teachers.get(a, a) for a in extra])
                       for name, extra in CONFIGS}
         plain = contenders['plain']
         ratios = {name: [] for name in contenders}

@@ -122,6 +122,15 @@ def metadata(network, num_layers, options, image_shape, mean, std, num_classes, 
             'pretrained': pretrained}
 
 
+def refuse_int8(meta, flag, use):
+    """UsageError when `meta` is an INT8 model's (tools/quantize.py --save): MXNet 1.9.1 runs
+    those for inference on the CPU alone, so not for `use`."""
+    if meta and meta.get('quantized'):
+        raise UsageError('%s is an INT8 model (tools/quantize.py --save), which runs on the CPU '
+                         'alone and for inference only, not for %s: use the float32 checkpoint '
+                         'it was made from (%s)' % (flag, use, meta['quantized']['source']))
+
+
 def remove_stale_temporaries(prefix):
     """Remove the temporary files of PREFIX's checkpoints that processes no longer running
     left (a kill during a write); returns their paths."""

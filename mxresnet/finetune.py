@@ -42,8 +42,10 @@ def pretrained_defaults(args):
     if args.load_epoch is not None and args.model_prefix:
         meta = checkpoint.read_metadata(args.model_prefix)
     else:
-        source = parse_pretrained(args)
-        meta = checkpoint.read_metadata(source[0]) if source else None
+        source, meta = parse_pretrained(args), None
+        if source:
+            meta = checkpoint.read_metadata(source[0])
+            checkpoint.refuse_int8(meta, '--pretrained %s:%d' % source, 'fine-tuning')
     if meta is None:
         return {}, {}, {}
     network = {'network': meta['network'], 'num_layers': meta['num_layers'],

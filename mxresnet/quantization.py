@@ -31,6 +31,7 @@ def load(args):
         if args.epoch is None:
             raise UsageError('--model needs --epoch')
         model = checkpoint.load_model(args.model, args.epoch, args)
+        checkpoint.refuse_int8(model.metadata, '--model %s' % args.model, 'quantizing again')
         return model.symbol, model.arg_params, model.aux_params, model.metadata, True
     preset = flags.DATASET_PRESETS.get(args.preset, {})
     for key in ('image_shape', 'rgb_mean', 'rgb_std'):
@@ -97,6 +98,11 @@ def calibration_data(args, meta, trained):
     return mx.io.NDArrayIter(data, batch_size=size, label_name=None, data_name='data'), len(data)
 
 
+def excluded_layers(args):
+    """The layer names of --exclude."""
+    return [name.strip() for name in args.exclude.split(',') if name.strip()]
+
+
 def build_versions(args, sym, arg_params, aux_params, meta, trained):
     """{'plain'|'fused'|'int8': (symbol, arg_params, aux_params)}."""
     image_shape = tuple(meta['image_shape'])
@@ -110,7 +116,7 @@ def build_versions(args, sym, arg_params, aux_params, meta, trained):
     from mxnet.contrib import quantization
     calib, examples = calibration_data(args, meta, trained) if args.calib_mode != 'none' \
         else (None, 0)
-    excluded = [n for n in args.exclude.split(',') if n.strip()]
+    excluded = excluded_layers(args)
     qsym, qargs, qaux = quantization.quantize_model_mkldnn(
         sym, dict(arg_params), dict(aux_params), data_names=('data',), label_names=(),
         ctx=mx.cpu(), excluded_sym_names=excluded, calib_mode=args.calib_mode,
@@ -119,6 +125,28 @@ def build_versions(args, sym, arg_params, aux_params, meta, trained):
         quantize_mode='smart', logger=None)
     return {'plain': plain, 'fused': (fused, arg_params, aux_params),
             'int8': (qsym, qargs, qaux)}
+
+
+def save_int8(args, version, meta):
+    """Write the INT8 version as checkpoint 0 of --save, complete, with the metadata of the
+    model it was made from (preprocessing, classes) and, under `quantized`, how it was
+    made: score.py, predict.py and --teacher load it as they load any checkpoint."""
+    qsym, qargs, qaux = version
+    if args.model:
+        saved, source = dict(meta), '%s:%d' % (args.model, args.epoch)
+    else:
+        saved = checkpoint.metadata(args.network, args.num_layers, {}, meta['image_shape'],
+                                    meta['mean'], meta['std'], meta['num_classes'],
+                                    args.preset)
+        source = 'random weights'
+    saved['quantized'] = {
+        'source': source, 'quantized_dtype': args.quantized_dtype,
+        'calib_mode': args.calib_mode, 'calib_batches': args.calib_batches,
+        'calib_batch_size': args.calib_batch_size, 'shortcut_conv': args.shortcut_conv,
+        'batchnorm_conv': args.batchnorm_conv,
+        'excluded': excluded_layers(args)}
+    checkpoint.write(args.save, 0, qsym, qargs, qaux,
+                     {'epoch': 0, 'batch': 0, 'num_update': 0}, saved)
 
 
 def bind(version, batch_size, image_shape):
@@ -259,13 +287,14 @@ def run(args, out):
     """Build, time, profile and score the three versions as the flags say; prints the
     tables to `out` and returns {'rows', 'accuracy', 'profile', 'profile_summary'}."""
     sizes = flags.int_list(args.batch_sizes, '--batch-sizes')
+    if args.save:
+        checkpoint.check_writable(args.save, '--save')
     sym, arg_params, aux_params, meta, trained = load(args)
     image_shape = tuple(meta['image_shape'])
     data_val = default_data(args, meta, trained, 'data_val', 'data_val')
     versions = build_versions(args, sym, arg_params, aux_params, meta, trained)
     if args.save:
-        qsym, qargs, qaux = versions['int8']
-        mx.model.save_checkpoint(args.save, 0, qsym, qargs, qaux)
+        save_int8(args, versions['int8'], meta)
     rows = []
     for size in sizes:
         rates = time_versions(versions, size, image_shape, args.rounds, args.min_time)

@@ -63,6 +63,8 @@ class Teacher(object):
         if synset and meta.get('synset') and list(meta['synset']) != list(synset):
             raise UsageError('%s names other classes, or the same in another order, than '
                              'the student\'s data' % self.flag)
+        if gpus:
+            checkpoint.refuse_int8(meta, self.flag, 'a teacher on GPUs')
         if (meta.get('options') or {}).get('dtype') == 'float16' and not gpus:
             raise UsageError('%s is a float16 model: it runs on GPUs only (use --gpus)'
                              % self.flag)

@@ -13,6 +13,7 @@ from conftest import ROOT, bind
 from mxresnet import checkpoint, graph, inference, quantization
 from mxresnet.errors import UsageError
 from mxresnet.recordio import count_records
+from mxresnet.teacher import Teacher
 from recio_helpers import assert_clean_error, run_script
 from tools import predict, quantize, score
 
@@ -286,8 +287,64 @@ def test_quantize_versions(learned_checkpoint, tmp_path):
     assert accuracy['fused'][0] == pytest.approx(accuracy['plain'][0], abs=0.005)
     assert accuracy['plain'][0] > 0.4  # chance is 0.1
     assert accuracy['int8'][0] == pytest.approx(accuracy['plain'][0], abs=INT8_TOLERANCE)
-    qsym, qargs, qaux = mx.model.load_checkpoint(str(tmp_path / 'int8'), 0)
-    assert any('quantize' in n['op'] for n in json.loads(qsym.tojson())['nodes'])
+    # saved complete, with the source's preprocessing: it scores as the tool scored it
+    saved = str(tmp_path / 'int8')
+    assert checkpoint.available(saved, complete=True) == [0]
+    model = checkpoint.load_model(saved, 0)
+    assert any('quantize' in n['op'] for n in json.loads(model.symbol.tojson())['nodes'])
+    source = checkpoint.load_model(prefix, epoch).metadata
+    assert {k: model.metadata[k] for k in source} == source
+    assert model.metadata['quantized']['source'] == '%s:%d' % (prefix, epoch)
+    assert inference.score(model, VAL_REC)['top1'] == pytest.approx(accuracy['int8'][0],
+                                                                    abs=0.002)
+
+
+@pytest.fixture(scope='module')
+def int8_checkpoint(learned_checkpoint, tmp_path_factory):
+    """(prefix, epoch) of the INT8 model tools/quantize.py --save makes of the learned one."""
+    prefix, epoch = learned_checkpoint
+    saved = str(tmp_path_factory.mktemp('int8') / 'int8')
+    assert quantize.main(['--model', prefix, '--epoch', str(epoch), '--batch-sizes', '2',
+                          '--rounds', '1', '--min-time', '0.01', '--calib-batches', '2',
+                          '--save', saved]) == 0
+    return saved, 0
+
+
+def test_an_int8_teacher_teaches_as_its_float32_source(learned_checkpoint, int8_checkpoint):
+    """--teacher takes the INT8 checkpoint as any other: on a batch of validation images its
+    probabilities are its float32 source's within INT8's rounding; on GPUs it is refused."""
+    meta = checkpoint.read_metadata(learned_checkpoint[0])
+    images = next(iter(inference.val_iter(VAL_REC, meta, 100))).data[0]
+    probabilities = []
+    for prefix, epoch in (learned_checkpoint, int8_checkpoint):
+        teacher = Teacher('%s:%d' % (prefix, epoch), meta['image_shape'], meta['mean'],
+                          meta['std'], 10, meta['synset'], temperature=1.0)
+        teacher.bind(100, [mx.cpu()])
+        probabilities.append(teacher.probabilities(images).asnumpy())
+    source, int8 = probabilities
+    assert source.std(axis=0).max() > 0.05  # the teacher tells the images apart
+    assert np.abs(int8 - source).max() < 0.05
+    assert (int8.argmax(axis=1) == source.argmax(axis=1)).mean() >= 0.95
+    with pytest.raises(UsageError, match='is an INT8 model .* not for a teacher on GPUs'):
+        Teacher('%s:0' % int8_checkpoint[0], meta['image_shape'], meta['mean'], meta['std'],
+                10, gpus=[0])
+
+
+@pytest.mark.parametrize('argv, expected', [
+    ('tools/export.py --model INT8 --epoch 0 --format gluon', 'not for export'),
+    ('tools/quantize.py --model INT8 --epoch 0', 'not for quantizing again'),
+    ('train_resnet.py --pretrained INT8:0 --num-epochs 1 --model-prefix OUT',
+     'not for fine-tuning'),
+])
+def test_an_int8_checkpoint_is_refused_where_it_cannot_run(int8_checkpoint, learned_checkpoint,
+                                                           tmp_path, argv, expected):
+    """One line naming the float32 checkpoint it was made from, before any work."""
+    argv = argv.replace('INT8', int8_checkpoint[0]).replace(
+        'OUT', str(tmp_path / 'out' / 'model')).split()
+    result = run_script(argv[0], argv[1:])
+    assert_clean_error(result.returncode, result.stderr, expected,
+                       '(%s:%d)' % learned_checkpoint)
+    assert not os.path.exists(str(tmp_path / 'out'))
 
 
 def test_inference_symbol_drops_the_label(tiny_checkpoint):

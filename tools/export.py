@@ -44,6 +44,8 @@ def run(args):
     if args.format == 'mar':
         export.mar_name(output, args.top_k)
     model = checkpoint.load_model(args.model, args.epoch, args)
+    checkpoint.refuse_int8(model.metadata, '--model ' + args.model,
+                           'export (neither ONNX nor Gluon takes its fused INT8 graph)')
     if args.format == 'mar':
         files = [export.export_mar(model, output, args.top_k)]
     elif args.format == 'gluon':

@@ -45,6 +45,8 @@ def run(args, out=None, err=None):
         raise UsageError('--top-k %d: must be positive' % args.top_k)
     ctx = runtime.contexts(flags.gpu_list(args.gpus))[0]
     model = checkpoint.load_model(args.model, args.epoch, args)
+    if args.gpus:
+        checkpoint.refuse_int8(model.metadata, '--model ' + args.model, '--gpus')
     names = inference.class_names(model, args.synset)
     results, failed = inference.predict_files(model, args.images, args.top_k, args.resize, ctx)
     for path, result in zip(args.images, results):

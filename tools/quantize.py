@@ -20,7 +20,8 @@ convolutions that fuse with their ReLU and quantize (`mxresnet.graph.batchnorms_
 Images/s: forward passes of one batch held in memory, `--rounds` rounds that alternate the
 three versions, the median of the rounds. With `--data-val` (default: the bundled validation
 set for a 1-channel model) top-1 of each version over the whole .rec. `--save PREFIX` writes
-the INT8 model as PREFIX-symbol.json and PREFIX-0000.params. `--profile PASSES` adds each
+the INT8 model as checkpoint 0 of PREFIX with the source's metadata (docs/inference.md), for
+the CPU: score.py, predict.py and --teacher load it. `--profile PASSES` adds each
 version's time per operator (MXNet's profiler) at the first batch size, and how fast each
 version's convolutions run against a large reference convolution timed the same way: the
 plain graph's time over its convolutions' time bounds what any fusion can gain.

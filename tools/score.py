@@ -47,6 +47,8 @@ def run(args):
     from mxresnet import checkpoint, flags, inference
     ctx = runtime.contexts(flags.gpu_list(args.gpus))[0]
     model = checkpoint.load_model(args.model, args.epoch, args)
+    if args.gpus:
+        checkpoint.refuse_int8(model.metadata, '--model ' + args.model, '--gpus')
     confusion = args.confusion or '%s-%04d-confusion.png' % (args.model, args.epoch)
     checkpoint.check_writable(confusion, '--confusion')
     if args.json:
