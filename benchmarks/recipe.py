@@ -35,9 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_REC = os.path.join(ROOT, 'data', 'fashion-mnist-train.rec')
 BASE = ['--data-train', TRAIN_REC, '--preset', 'fashion-mnist', '--model-prefix', '',
         '--log-file', '', '--data-check', '1']
-# teachers this script trains first (depth, INT8): their names in CONFIGS stand for them
-TEACHERS = {'RESNET-20': (20, False), 'RESNET-20-INT8': (20, True),
-            'RESNET-56': (56, False), 'RESNET-56-INT8': (56, True)}
+# teachers this script trains first, by depth; each also as NAME-INT8: names in CONFIGS
+TEACHERS = {'RESNET-20': 20, 'RESNET-56': 56}
 CONFIGS = (
     ('plain', []),
     ('--mixup-alpha 0.2', ['--mixup-alpha', '0.2']),
@@ -67,19 +66,15 @@ def train_teachers(folder):
     from mxresnet import quantization
     from tools import quantize
     teachers = {}
-    for name, (depth, int8) in sorted(TEACHERS.items(), key=lambda item: item[1][1]):
+    for name, depth in TEACHERS.items():
         prefix = os.path.join(folder, name.lower())
-        if int8:
-            source = teachers[name[:-len('-INT8')]].rpartition(':')[0]
-            quantization.run(quantize.build_parser().parse_args(
-                ['--model', source, '--epoch', '1', '--batch-sizes', '1', '--rounds', '1',
-                 '--min-time', '0.01', '--save', prefix]), open(os.devnull, 'w'))
-            teachers[name] = prefix + ':0'
-        else:
-            train_resnet.run(BASE[:4] + ['--num-layers', str(depth), '--num-examples', '256',
-                                         '--num-epochs', '1', '--model-prefix', prefix,
-                                         '--disp-batches', '1000'])
-            teachers[name] = prefix + ':1'
+        train_resnet.run(BASE[:4] + ['--num-layers', str(depth), '--num-examples', '256',
+                                     '--num-epochs', '1', '--model-prefix', prefix,
+                                     '--disp-batches', '1000'])
+        quantization.run(quantize.build_parser().parse_args(
+            ['--model', prefix, '--epoch', '1', '--batch-sizes', '1', '--rounds', '1',
+             '--min-time', '0.01', '--save', prefix + '-int8']), open(os.devnull, 'w'))
+        teachers.update({name: prefix + ':1', name + '-INT8': prefix + '-int8:0'})
     return teachers
 
 
